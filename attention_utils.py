@@ -1,0 +1,716 @@
+"""Attention Lab's one shared module: the code every notebook imports.
+
+Names and signatures of what learners already know from d2l.ai
+(``masked_softmax``, ``show_heatmaps``, ``AdditiveAttention``,
+``DotProductAttention``, ``MultiHeadAttention``, ...) are kept, so the book and
+these notebooks can be read side by side.  Unlike d2l 1.0.3, every function
+here checks its inputs, never mutates them, and masks safely in float16 and
+bfloat16.
+
+Shape letters, used in every shape comment (nanoGPT style)::
+
+    B   batch size
+    h   number of heads (always right after the batch axis)
+    Tq  number of queries            (num_queries)
+    Tk  number of key-value pairs    (num_kv)
+    d   query / key size             (d_h per head)
+    dv  value size
+
+In docstrings the same shapes read: queries ``(batch, num_queries, d)``, keys
+``(batch, num_kv, d)``, values ``(batch, num_kv, d_v)`` and attention weights
+``(batch, num_queries, num_kv)``; with heads, ``(batch, num_heads, ...)``.
+
+Masking convention: a valid length ``n`` keeps keys ``0 .. n-1`` of a row.  A
+row whose valid length is 0 keeps no key at all and gets all-zero weights (so
+its output is a zero vector), which is what
+``torch.nn.functional.scaled_dot_product_attention`` returns for a boolean mask
+row that is all False.  It is never NaN and never d2l's uniform weights.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import platform
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import ipywidgets as widgets
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "AdditiveAttention",
+    "BilinearAttention",
+    "DotProductAttention",
+    "Explorer",
+    "HeatmapGrid",
+    "MultiHeadAttention",
+    "explorer_panel",
+    "figure_png",
+    "get_device",
+    "gpu_toggle",
+    "masked_softmax",
+    "print_environment",
+    "scaled_dot_product",
+    "sequence_mask",
+    "set_seed",
+    "show_heatmaps",
+    "timed",
+    "transpose_output",
+    "transpose_qkv",
+    "valid_lens_to_mask",
+]
+
+
+# ----------------------------------------------------------------------------
+# Set-up: seeds, device, versions
+# ----------------------------------------------------------------------------
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (the global generator learners' code uses)
+    torch.manual_seed(seed)
+
+
+def get_device(use_gpu: bool = True) -> torch.device:
+    """CUDA when ``use_gpu`` is true and a CUDA device is available, else CPU."""
+    if use_gpu and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device | str) -> str:
+    """A human-readable name: ``'cpu'`` or ``'cuda (NVIDIA H100 ...)'``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def print_environment(device: torch.device) -> None:
+    """Print the versions this notebook ran with and the device it uses."""
+    import ipywidgets
+
+    print(f"python {platform.python_version()} | torch {torch.__version__} | "
+          f"numpy {np.__version__} | matplotlib {matplotlib.__version__} | "
+          f"ipywidgets {ipywidgets.__version__}")
+    reason = "" if torch.cuda.is_available() else " (CUDA not available: GPU toggles are off)"
+    print(f"device: {device_name(device)}{reason}")
+
+
+def timed(fn: Callable[[], object], device: torch.device | str = "cpu") -> tuple[object, float]:
+    """Run ``fn()`` once and return ``(result, milliseconds)``.
+
+    On CUDA the clock waits for queued kernels (``torch.cuda.synchronize``)
+    before and after, so the time is the GPU's and not the launch's.
+    """
+    cuda = torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = fn()
+    if cuda:
+        torch.cuda.synchronize()
+    return result, (time.perf_counter() - start) * 1e3
+
+
+# ----------------------------------------------------------------------------
+# Input checks: every public function fails loudly, naming the argument
+# ----------------------------------------------------------------------------
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def _check_tensor(name: str, x: object, ndim: int, layout: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(x).__name__}")
+    if x.dim() != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {_shape(x)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+
+
+def _check_qkv(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+               same_size: bool) -> None:
+    """Check the (queries, keys, values) triple of an attention forward.
+
+    ``same_size``: queries and keys must share their last size ``d`` (the
+    dot-product family); additive and bilinear scoring allow different sizes.
+    """
+    _check_tensor("queries", queries, 3, "(batch, num_queries, d)")
+    _check_tensor("keys", keys, 3, "(batch, num_kv, d)")
+    _check_tensor("values", values, 3, "(batch, num_kv, d_v)")
+    if not queries.shape[0] == keys.shape[0] == values.shape[0]:
+        raise ValueError(
+            "queries, keys and values must have the same batch size, got shapes "
+            f"queries {_shape(queries)}, keys {_shape(keys)}, values {_shape(values)}")
+    if keys.shape[1] != values.shape[1]:
+        raise ValueError(
+            "keys (batch, num_kv, d) and values (batch, num_kv, d_v) must have the same "
+            f"num_kv, got keys {_shape(keys)} and values {_shape(values)}")
+    if same_size and queries.shape[-1] != keys.shape[-1]:
+        raise ValueError(
+            "queries and keys must have the same size d for dot-product scoring, got "
+            f"queries {_shape(queries)} and keys {_shape(keys)}")
+
+
+def _as_lengths(valid_lens: object, device: torch.device) -> torch.Tensor:
+    """``valid_lens`` as an integer tensor on ``device`` (a new tensor, never a view)."""
+    if isinstance(valid_lens, torch.Tensor):
+        lengths = valid_lens
+    elif isinstance(valid_lens, np.ndarray | Sequence):
+        lengths = torch.as_tensor(np.asarray(valid_lens))
+    else:
+        raise TypeError("valid_lens must be None, a torch.Tensor, an array or a list of "
+                        f"integers, got {type(valid_lens).__name__}")
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"valid_lens must hold integers (e.g. torch.long), got {lengths.dtype}")
+    return lengths.to(device=device, dtype=torch.long)
+
+
+def _check_lengths(valid_lens: object, batch: int, num_queries: int, num_kv: int,
+                   device: torch.device) -> torch.Tensor:
+    """Validate ``valid_lens`` and return it as ``(batch, num_queries)`` long tensor."""
+    lengths = _as_lengths(valid_lens, device)
+    if lengths.dim() == 1:
+        if lengths.shape[0] != batch:
+            raise ValueError(f"valid_lens of shape (batch,) must have batch={batch} entries, "
+                             f"got shape {_shape(lengths)}")
+        lengths = lengths[:, None].expand(batch, num_queries)  # (B, Tq)
+    elif lengths.dim() == 2:
+        if _shape(lengths) != (batch, num_queries):
+            raise ValueError("valid_lens of shape (batch, num_queries) must be "
+                             f"({batch}, {num_queries}), got {_shape(lengths)}")
+    else:
+        raise ValueError("valid_lens must be None, (batch,) or (batch, num_queries), "
+                         f"got shape {_shape(lengths)}")
+    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > num_kv):
+        raise ValueError(f"valid_lens must lie in 0 .. num_kv={num_kv}, got values from "
+                         f"{int(lengths.min())} to {int(lengths.max())}")
+    return lengths
+
+
+# ----------------------------------------------------------------------------
+# Chapter 02: masking
+# ----------------------------------------------------------------------------
+
+
+def valid_lens_to_mask(valid_lens: object, num_queries: int, num_kv: int,
+                       batch: int | None = None, device: torch.device | str = "cpu",
+                       ) -> torch.Tensor:
+    """Boolean keep-mask ``(batch, num_queries, num_kv)``: True where a key counts.
+
+    ``valid_lens`` is ``(batch,)`` or ``(batch, num_queries)``, integer.  This is
+    the mask ``F.scaled_dot_product_attention`` takes as ``attn_mask``; PyTorch's
+    ``key_padding_mask`` is its negation (True there means *ignore*).
+    """
+    lengths = _as_lengths(valid_lens, torch.device(device))
+    batch = lengths.shape[0] if batch is None else batch
+    lengths = _check_lengths(lengths, batch, num_queries, num_kv, torch.device(device))
+    positions = torch.arange(num_kv, device=device)  # (Tk,)
+    return positions < lengths[..., None]  # (B, Tq, Tk)
+
+
+def _softmax_keep(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis using only the keys where ``keep`` is True.
+
+    Masked keys get weight exactly 0; a row with no kept key gets all zeros.
+    The fill value is the dtype's own minimum, so float16 and bfloat16 neither
+    overflow nor produce NaN, and no gradient reaches a masked score.
+    """
+    filled = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+    return F.softmax(filled, dim=-1).masked_fill(~keep, 0.0)
+
+
+def sequence_mask(X: torch.Tensor, valid_len: object, value: float = 0.0) -> torch.Tensor:
+    """Return a copy of ``X`` ``(n, num_kv)`` with positions >= ``valid_len`` set to ``value``.
+
+    ``valid_len`` is ``(n,)``, integer.  Unlike d2l 1.0.3, ``X`` is not modified.
+    """
+    if not isinstance(X, torch.Tensor) or X.dim() != 2:
+        given = _shape(X) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(f"X must be a 2-D tensor (n, num_kv), got {given}")
+    lengths = _check_lengths(valid_len, X.shape[0], 1, X.shape[1], X.device)[:, 0]  # (n,)
+    keep = torch.arange(X.shape[1], device=X.device) < lengths[:, None]  # (n, Tk)
+    return X.masked_fill(~keep, value)
+
+
+def masked_softmax(X: torch.Tensor, valid_lens: object = None) -> torch.Tensor:
+    """Softmax over the last axis of ``X`` ``(batch, num_queries, num_kv)``, masking padded keys.
+
+    ``valid_lens`` is None (plain softmax), ``(batch,)`` (one length per batch
+    row, shared by its queries) or ``(batch, num_queries)`` (one per query),
+    integer.  Keys at positions >= the valid length get weight exactly 0 and no
+    gradient; a valid length of 0 gives an all-zero row.  The result is a new
+    tensor of ``X``'s dtype; ``X`` is never modified.
+
+    Raises ``ValueError`` for a wrongly shaped ``X`` or ``valid_lens``, or lengths
+    outside ``0 .. num_kv``; ``TypeError`` for non-integer lengths.
+    """
+    if valid_lens is None:
+        if not isinstance(X, torch.Tensor):
+            raise TypeError(f"X must be a torch.Tensor, got {type(X).__name__}")
+        return F.softmax(X, dim=-1)
+    _check_tensor("X", X, 3, "(batch, num_queries, num_kv) when valid_lens is given")
+    batch, num_queries, num_kv = X.shape
+    lengths = _check_lengths(valid_lens, batch, num_queries, num_kv, X.device)  # (B, Tq)
+    keep = torch.arange(num_kv, device=X.device) < lengths[..., None]  # (B, Tq, Tk)
+    return _softmax_keep(X, keep)
+
+
+# ----------------------------------------------------------------------------
+# Chapter 01: heatmaps and the explorer machinery the widgets drive
+# ----------------------------------------------------------------------------
+
+
+def _to_numpy(x: object) -> np.ndarray:
+    """Tensors on any device, with or without grad, and arrays -> float NumPy array."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def _as_grid(matrices: object) -> np.ndarray:
+    """2-D, 3-D or 4-D input -> ``(rows, cols, num_queries, num_kv)`` array."""
+    array = _to_numpy(matrices)
+    if array.ndim == 2:
+        return array[None, None]
+    if array.ndim == 3:
+        return array[None]
+    if array.ndim == 4:
+        return array
+    raise ValueError("matrices must be 2-D (num_queries, num_kv), 3-D (cols, ...) or 4-D "
+                     f"(rows, cols, num_queries, num_kv), got shape {array.shape}")
+
+
+class HeatmapGrid:
+    """A grid of heatmaps drawn once; :meth:`set_matrices` updates them in place.
+
+    ``matrices`` is 2-D ``(num_queries, num_kv)``, 3-D ``(cols, num_queries,
+    num_kv)`` or 4-D ``(rows, cols, num_queries, num_kv)``.  Redrawing changes
+    the data of the existing images (``AxesImage.set_data``) rather than
+    building a new figure, which keeps slider updates fast.
+    """
+
+    def __init__(self, matrices: object, xlabel: str, ylabel: str,
+                 titles: Sequence[str] | None = None, figsize: tuple[float, float] = (2.5, 2.5),
+                 cmap: str = "Reds", *, xticklabels: Sequence[str] | None = None,
+                 yticklabels: Sequence[str] | None = None, vmin: float | None = 0.0,
+                 vmax: float | None = None, colorbar: bool = True, annotate: bool = False):
+        grid = _as_grid(matrices)
+        rows, cols = grid.shape[:2]
+        if titles is not None and len(titles) != cols:
+            raise ValueError(f"titles must have one entry per column ({cols}), got {len(titles)}")
+        self.fig = Figure(figsize=(figsize[0] * cols + (0.8 if colorbar else 0),
+                                   figsize[1] * rows), layout="constrained")
+        axes = self.fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+        self.axes = axes
+        vmax = float(grid.max()) if vmax is None else vmax
+        self.images = []
+        for i in range(rows):
+            for j in range(cols):
+                ax = axes[i, j]
+                image = ax.imshow(grid[i, j], cmap=cmap, vmin=vmin, vmax=vmax,
+                                  interpolation="nearest", aspect="auto")
+                self.images.append(image)
+                if i == rows - 1:
+                    ax.set_xlabel(xlabel)
+                if j == 0:
+                    ax.set_ylabel(ylabel)
+                if titles is not None and i == 0:
+                    ax.set_title(titles[j])
+                _set_ticklabels(ax, grid.shape[3], grid.shape[2], xticklabels, yticklabels)
+        self.texts = _annotate(axes, grid) if annotate else []
+        if colorbar:
+            self.fig.colorbar(self.images[0], ax=axes, shrink=0.8)
+        self._shape = grid.shape
+        freeze_layout(self.fig)
+
+    def set_matrices(self, matrices: object) -> Figure:
+        """Replace the data of every heatmap (same grid shape); returns the figure."""
+        grid = _as_grid(matrices)
+        if grid.shape[:2] != self._shape[:2]:
+            raise ValueError(f"matrices must keep the grid's {self._shape[:2]} panels, "
+                             f"got {grid.shape[:2]}")
+        for image, matrix in zip(self.images, grid.reshape(-1, *grid.shape[2:]), strict=True):
+            image.set_data(matrix)
+        for text, value in zip(self.texts, grid.reshape(-1), strict=False):
+            text.set_text(f"{value:.2f}")
+        return self.fig
+
+
+def _set_ticklabels(ax, num_cols: int, num_rows: int, xticklabels, yticklabels) -> None:
+    if xticklabels is not None:
+        ax.set_xticks(range(num_cols), list(xticklabels), rotation=90)
+    if yticklabels is not None:
+        ax.set_yticks(range(num_rows), list(yticklabels))
+
+
+def _annotate(axes: np.ndarray, grid: np.ndarray) -> list:
+    texts = []
+    for i, j in np.ndindex(*grid.shape[:2]):
+        for q, k in np.ndindex(*grid.shape[2:]):
+            texts.append(axes[i, j].text(k, q, f"{grid[i, j, q, k]:.2f}", ha="center",
+                                         va="center", fontsize=7))
+    return texts
+
+
+def freeze_layout(fig: Figure) -> Figure:
+    """Lay ``fig`` out once, then keep that layout for every redraw.
+
+    Constrained layout costs a solve on every draw; sliders only change data,
+    so the first layout stays right and later redraws skip the solve.
+    """
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    return fig
+
+
+def show_heatmaps(matrices: object, xlabel: str, ylabel: str,
+                  titles: Sequence[str] | None = None, figsize: tuple[float, float] = (2.5, 2.5),
+                  cmap: str = "Reds", **kwargs) -> Figure:
+    """Draw attention weights as heatmaps and return the Figure (d2l's signature).
+
+    ``matrices``: 2-D, 3-D or 4-D ``(rows, cols, num_queries, num_kv)``,
+    a tensor on any device (with or without grad) or an array.  Keyword
+    arguments ``xticklabels``/``yticklabels`` label keys/queries with tokens;
+    ``vmin``, ``vmax``, ``colorbar`` and ``annotate`` are passed to
+    :class:`HeatmapGrid`.  One colour bar is shared by all panels.
+    """
+    return HeatmapGrid(matrices, xlabel, ylabel, titles, figsize, cmap, **kwargs).fig
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    """Render ``fig`` to PNG bytes (no tight bounding box: it doubles the cost)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+class Explorer:
+    """Base of every figure a widget drives.
+
+    A subclass builds ``self.fig`` once in ``__init__`` and implements
+    :meth:`update`, which recomputes and changes the existing artists (never a
+    new figure) and returns ``self.fig``.  :meth:`to` moves tensors and modules
+    for the GPU toggle; ``self.device`` says where the last update ran.
+    Explorers are plain objects: tests call ``update`` without a browser.
+    """
+
+    fig: Figure
+    device: torch.device = torch.device("cpu")
+
+    def update(self, **params) -> Figure:
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> Explorer:
+        """Move the explorer's tensors and modules; subclasses with any override this."""
+        self.device = torch.device(device)
+        return self
+
+
+def gpu_toggle(cuda_available: bool | None = None) -> tuple[widgets.ToggleButton, widgets.HTML]:
+    """The GPU toggle and the line that explains its state.
+
+    Enabled only when CUDA is available; otherwise disabled, with the reason
+    shown next to it (and in its tooltip).  ``cuda_available`` overrides
+    ``torch.cuda.is_available()`` for tests.
+    """
+    available = torch.cuda.is_available() if cuda_available is None else cuda_available
+    reason = ("computation runs on the CPU; switch on to move it to CUDA" if available else
+              "GPU unavailable: torch.cuda.is_available() is False on this machine")
+    toggle = widgets.ToggleButton(value=False, description="GPU", icon="microchip",
+                                  disabled=not available, tooltip=reason)
+    return toggle, widgets.HTML(f"<i>{reason}</i>")
+
+
+def explorer_panel(explorer: Explorer, controls: Mapping[str, widgets.ValueWidget],
+                   gpu: bool = True, dpi: int = 80) -> widgets.VBox:
+    """Wire widgets to an explorer: moving a control calls ``explorer.update``.
+
+    ``controls`` maps ``update``'s keyword names to widgets.  The figure is
+    shown as a PNG ``widgets.Image`` re-rendered after each update; a status
+    line says which device ran the update and how long computing and drawing
+    took.  With ``gpu=True`` a GPU toggle moves the explorer with
+    :meth:`Explorer.to` (disabled, with its reason, where CUDA is absent).
+    """
+    image = widgets.Image(value=figure_png(explorer.fig, dpi), format="png")
+    status = widgets.HTML()
+
+    def redraw(_change=None) -> None:
+        params = {name: control.value for name, control in controls.items()}
+        _, compute_ms = timed(lambda: explorer.update(**params), explorer.device)
+        png, draw_ms = timed(lambda: figure_png(explorer.fig, dpi))
+        image.value = png
+        status.value = (f"last update on <b>{device_name(explorer.device)}</b>: "
+                        f"compute {compute_ms:.1f} ms, draw {draw_ms:.0f} ms")
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    rows = [widgets.HBox(list(controls.values()))]
+    if gpu:
+        toggle, reason = gpu_toggle()
+
+        def move(change) -> None:
+            explorer.to(get_device(change["new"]))
+            reason.value = f"<i>computation on {device_name(explorer.device)}</i>"
+            redraw()
+
+        toggle.observe(move, names="value")
+        rows.append(widgets.HBox([toggle, reason]))
+    redraw()
+    return widgets.VBox([*rows, image, status])
+
+
+# ----------------------------------------------------------------------------
+# Chapters 03-04: scoring functions
+# ----------------------------------------------------------------------------
+
+
+class AdditiveAttention(nn.Module):
+    """Additive (Bahdanau) attention: ``score(q, k) = w_v^T tanh(W_q q + W_k k)``.
+
+    d2l's names: ``W_k`` ``(key_size -> num_hiddens)``, ``W_q``
+    ``(query_size -> num_hiddens)`` and ``w_v`` ``(num_hiddens -> 1)``, all
+    without bias; lazy layers when ``key_size``/``query_size`` are not given.
+
+    ``forward(queries (batch, num_queries, d_q), keys (batch, num_kv, d_k),
+    values (batch, num_kv, d_v), valid_lens=None)`` returns ``(batch,
+    num_queries, d_v)`` and keeps ``attention_weights`` ``(batch, num_queries,
+    num_kv)``.  Queries and keys may have different sizes.
+    """
+
+    def __init__(self, num_hiddens: int, dropout: float = 0.0, key_size: int | None = None,
+                 query_size: int | None = None):
+        super().__init__()
+        self.W_k = _projection(key_size, num_hiddens, bias=False)
+        self.W_q = _projection(query_size, num_hiddens, bias=False)
+        self.w_v = nn.Linear(num_hiddens, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                valid_lens: object = None) -> torch.Tensor:
+        _check_qkv(queries, keys, values, same_size=False)
+        q, k = self.W_q(queries), self.W_k(keys)  # (B, Tq, H), (B, Tk, H)
+        features = torch.tanh(q.unsqueeze(2) + k.unsqueeze(1))  # (B, Tq, Tk, H)
+        scores = self.w_v(features).squeeze(-1)  # (B, Tq, Tk)
+        self.attention_weights = masked_softmax(scores, valid_lens)  # (B, Tq, Tk)
+        return torch.bmm(self.dropout(self.attention_weights), values)  # (B, Tq, dv)
+
+
+class DotProductAttention(nn.Module):
+    """Dot-product attention; scaled by ``1/sqrt(d)`` unless ``scaled=False``.
+
+    ``forward(queries (batch, num_queries, d), keys (batch, num_kv, d), values
+    (batch, num_kv, d_v), valid_lens=None, need_weights=True)`` returns
+    ``(batch, num_queries, d_v)``.  With ``need_weights=True`` (the teaching
+    path) it keeps ``scores`` and ``attention_weights``, both ``(batch,
+    num_queries, num_kv)``.  With ``need_weights=False`` (the fast path) it calls
+    ``F.scaled_dot_product_attention`` with the equivalent boolean mask and sets
+    both attributes to None, so no stale weights are left behind.
+    """
+
+    def __init__(self, dropout: float = 0.0, scaled: bool = True):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.scaled = scaled
+        self.scores: torch.Tensor | None = None
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                valid_lens: object = None, need_weights: bool = True) -> torch.Tensor:
+        _check_qkv(queries, keys, values, same_size=True)
+        scale = 1 / math.sqrt(queries.shape[-1]) if self.scaled else 1.0
+        if not need_weights:
+            self.scores = self.attention_weights = None
+            return _sdpa(queries, keys, values, valid_lens, scale, self.dropout)
+        self.scores = torch.bmm(queries, keys.transpose(1, 2)) * scale  # (B, Tq, Tk)
+        self.attention_weights = masked_softmax(self.scores, valid_lens)  # (B, Tq, Tk)
+        return torch.bmm(self.dropout(self.attention_weights), values)  # (B, Tq, dv)
+
+
+def _sdpa(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, valid_lens: object,
+          scale: float, dropout: nn.Dropout) -> torch.Tensor:
+    """Fast path: ``F.scaled_dot_product_attention`` with valid lengths as a boolean mask."""
+    batch, num_queries, _ = queries.shape
+    mask = None
+    if valid_lens is not None:
+        mask = valid_lens_to_mask(valid_lens, num_queries, keys.shape[1], batch,
+                                  queries.device)  # (B, Tq, Tk)
+    p = dropout.p if dropout.training else 0.0
+    out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
+                                         dropout_p=p, scale=scale)  # (B, Tq, dv)
+    if mask is not None:  # rows with no valid key: zeros, as in the teaching path
+        out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
+    return out
+
+
+class BilinearAttention(nn.Module):
+    """Bilinear ("general", Luong) attention: ``score(k, q) = k^T W q``.
+
+    ``W`` is ``(key_size, query_size)``, so queries and keys may have different
+    sizes.  ``forward(queries (batch, num_queries, query_size), keys (batch,
+    num_kv, key_size), values (batch, num_kv, d_v), valid_lens=None)`` returns
+    ``(batch, num_queries, d_v)`` and keeps ``scores`` and ``attention_weights``
+    ``(batch, num_queries, num_kv)``.
+    """
+
+    def __init__(self, query_size: int, key_size: int, dropout: float = 0.0):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(key_size, query_size) / math.sqrt(query_size))
+        self.dropout = nn.Dropout(dropout)
+        self.scores: torch.Tensor | None = None
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                valid_lens: object = None) -> torch.Tensor:
+        _check_qkv(queries, keys, values, same_size=False)
+        key_size, query_size = self.W.shape
+        if queries.shape[-1] != query_size or keys.shape[-1] != key_size:
+            raise ValueError(f"W is (key_size={key_size}, query_size={query_size}), got queries "
+                             f"{_shape(queries)} and keys {_shape(keys)}")
+        projected = queries @ self.W.T  # (B, Tq, dk)
+        self.scores = torch.bmm(projected, keys.transpose(1, 2))  # (B, Tq, Tk)
+        self.attention_weights = masked_softmax(self.scores, valid_lens)  # (B, Tq, Tk)
+        return torch.bmm(self.dropout(self.attention_weights), values)  # (B, Tq, dv)
+
+
+def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                       mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """UvA Tutorial 6's function: ``softmax(q k^T / sqrt(d)) v`` over any leading dims.
+
+    ``q`` ``(..., num_queries, d)``, ``k`` ``(..., num_kv, d)``, ``v`` ``(...,
+    num_kv, d_v)``; ``mask`` broadcastable to ``(..., num_queries, num_kv)``,
+    0/False = masked.  Returns ``(values (..., num_queries, d_v), attention
+    (..., num_queries, num_kv))``.  Fully masked rows get zero weights.
+    """
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"need q (..., num_queries, d), k (..., num_kv, d), v (..., num_kv, "
+                         f"d_v), got q {_shape(q)}, k {_shape(k)}, v {_shape(v)}")
+    logits = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
+    if mask is None:
+        attention = F.softmax(logits, dim=-1)
+    else:
+        try:
+            keep = torch.broadcast_to(mask.to(logits.device) != 0, logits.shape)
+        except RuntimeError as err:
+            raise ValueError(f"mask {_shape(mask)} does not broadcast to the attention "
+                             f"logits {_shape(logits)}") from err
+        attention = _softmax_keep(logits, keep)  # (..., Tq, Tk)
+    return attention @ v, attention  # (..., Tq, dv), (..., Tq, Tk)
+
+
+# ----------------------------------------------------------------------------
+# Chapter 05: multi-head attention (d2l's layout: heads folded into the batch)
+# ----------------------------------------------------------------------------
+
+
+def transpose_qkv(X: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``(batch, n, num_hiddens)`` -> ``(batch * num_heads, n, num_hiddens / num_heads)``."""
+    X = X.reshape(X.shape[0], X.shape[1], num_heads, -1)  # (B, n, h, d_h)
+    X = X.permute(0, 2, 1, 3)  # (B, h, n, d_h)
+    return X.reshape(-1, X.shape[2], X.shape[3])  # (B*h, n, d_h)
+
+
+def transpose_output(X: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Undo :func:`transpose_qkv`: ``(batch * num_heads, n, d_h)`` -> ``(batch, n, num_hiddens)``.
+    """
+    X = X.reshape(-1, num_heads, X.shape[1], X.shape[2])  # (B, h, n, d_h)
+    X = X.permute(0, 2, 1, 3)  # (B, n, h, d_h)
+    return X.reshape(X.shape[0], X.shape[1], -1)  # (B, n, h*d_h)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention with d2l's names and layout.
+
+    ``W_q``, ``W_k``, ``W_v`` project to ``num_hiddens`` (lazy unless
+    ``query_size``/``key_size``/``value_size`` are given), heads split
+    ``num_hiddens`` evenly, ``W_o`` mixes them.  ``forward(queries (batch,
+    num_queries, d_q), keys (batch, num_kv, d_k), values (batch, num_kv, d_v),
+    valid_lens=None, need_weights=True)`` returns ``(batch, num_queries,
+    num_hiddens)``; ``attention_weights`` is ``(batch, num_heads, num_queries,
+    num_kv)``, or None after a fast-path call (``need_weights=False``).
+
+    Raises ``ValueError`` at construction if ``num_heads`` does not divide
+    ``num_hiddens``.
+    """
+
+    def __init__(self, num_hiddens: int, num_heads: int, dropout: float = 0.0, bias: bool = False,
+                 query_size: int | None = None, key_size: int | None = None,
+                 value_size: int | None = None):
+        super().__init__()
+        if num_heads < 1 or num_hiddens % num_heads:
+            raise ValueError(f"num_heads must divide num_hiddens, got num_hiddens={num_hiddens} "
+                             f"and num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.attention = DotProductAttention(dropout)
+        self.W_q = _projection(query_size, num_hiddens, bias)
+        self.W_k = _projection(key_size, num_hiddens, bias)
+        self.W_v = _projection(value_size, num_hiddens, bias)
+        self.W_o = nn.Linear(num_hiddens, num_hiddens, bias=bias)
+        self.attention_weights: torch.Tensor | None = None
+
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                valid_lens: object = None, need_weights: bool = True) -> torch.Tensor:
+        _check_qkv(queries, keys, values, same_size=False)
+        batch, num_queries, num_kv = queries.shape[0], queries.shape[1], keys.shape[1]
+        q = transpose_qkv(self.W_q(queries), self.num_heads)  # (B*h, Tq, d_h)
+        k = transpose_qkv(self.W_k(keys), self.num_heads)  # (B*h, Tk, d_h)
+        v = transpose_qkv(self.W_v(values), self.num_heads)  # (B*h, Tk, d_h)
+        if valid_lens is not None:
+            lengths = _check_lengths(valid_lens, batch, num_queries, num_kv, queries.device)
+            valid_lens = lengths.repeat_interleave(self.num_heads, dim=0)  # (B*h, Tq)
+        output = self.attention(q, k, v, valid_lens, need_weights)  # (B*h, Tq, d_h)
+        weights = self.attention.attention_weights
+        self.attention_weights = None if weights is None else weights.reshape(
+            batch, self.num_heads, num_queries, num_kv)  # (B, h, Tq, Tk)
+        return self.W_o(transpose_output(output, self.num_heads))  # (B, Tq, num_hiddens)
+
+
+def _projection(in_features: int | None, out_features: int, bias: bool) -> nn.Module:
+    if in_features is None:
+        return nn.LazyLinear(out_features, bias=bias)
+    return nn.Linear(in_features, out_features, bias=bias)
+
+
+# ----------------------------------------------------------------------------
+# Chapter sections below are filled by the chapters that need them.
+# ----------------------------------------------------------------------------
+
+
+# --- Chapter 01: Nadaraya-Watson attention pooling ---
+
+
+# --- Chapter 02: masked-softmax explorer ---
+
+
+# --- Chapter 03: additive-attention explorer ---
+
+
+# --- Chapter 04: scaling experiment explorer ---
+
+
+# --- Chapter 05: multi-head explorer ---
+
+
+# --- Chapter 06: seq2seq concat-rule Attn ---
+
+
+# --- Chapter 07: cumulative-max attention ---
+
+
+# --- Chapter 08: small Transformer ---
+
+
+# --- Chapter 09: benchmarks ---
