@@ -1,0 +1,425 @@
+"""Scoring functions (chapters 03-04): parity with d2l 1.0.3 and PyTorch, input checks,
+low precision, and the two chapters' explorers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from d2l import torch as d2l
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.nn import functional as F
+
+import attention_utils as au
+
+SHAPES = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 6), st.integers(1, 5),
+                   st.integers(1, 4), st.integers(0, 2**16))
+
+
+def _random_batch(batch, num_queries, num_kv, d, d_v, seed, d_k=None):
+    g = torch.Generator().manual_seed(seed)
+    queries = torch.randn(batch, num_queries, d, generator=g)
+    keys = torch.randn(batch, num_kv, d if d_k is None else d_k, generator=g)
+    values = torch.randn(batch, num_kv, d_v, generator=g)
+    valid_lens = torch.randint(1, num_kv + 1, (batch,), generator=g)
+    return queries, keys, values, valid_lens
+
+
+def _copy_additive_weights(ours, theirs):
+    with torch.no_grad():
+        for name in ("W_q", "W_k", "w_v"):
+            getattr(theirs, name).weight.copy_(getattr(ours, name).weight)
+
+
+# ---------------------------------------------------------------------------- parity: d2l
+
+
+@settings(max_examples=20, deadline=None)
+@given(SHAPES, st.integers(1, 8), st.booleans())
+def test_additive_matches_d2l(shape, num_hiddens, per_query_lens):
+    batch, num_queries, num_kv, d, d_v, seed = shape
+    queries, keys, values, valid_lens = _random_batch(batch, num_queries, num_kv, d, d_v, seed,
+                                                      d_k=d + 1)
+    if per_query_lens:
+        valid_lens = valid_lens[:, None].repeat(1, num_queries)
+    ours = au.AdditiveAttention(num_hiddens, key_size=d + 1, query_size=d).eval()
+    theirs = d2l.AdditiveAttention(num_hiddens, dropout=0.0).eval()
+    theirs(queries, keys, values, valid_lens)  # materialise d2l's lazy layers
+    _copy_additive_weights(ours, theirs)
+    with torch.no_grad():
+        expected = theirs(queries, keys, values, valid_lens.clone())
+        got = ours(queries, keys, values, valid_lens)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(ours.attention_weights, theirs.attention_weights)
+    assert got.shape == (batch, num_queries, d_v)
+    assert ours.attention_weights.shape == (batch, num_queries, num_kv)
+
+
+def test_additive_lazy_layers_infer_their_sizes():
+    queries, keys, values, valid_lens = _random_batch(2, 3, 4, 5, 6, seed=0, d_k=7)
+    attention = au.AdditiveAttention(num_hiddens=8)
+    attention(queries, keys, values, valid_lens)
+    assert attention.W_q.weight.shape == (8, 5)
+    assert attention.W_k.weight.shape == (8, 7)
+    assert attention.w_v.weight.shape == (1, 8)
+    assert attention.W_q.bias is None and attention.W_k.bias is None and attention.w_v.bias is None
+
+
+@settings(max_examples=20, deadline=None)
+@given(SHAPES, st.booleans())
+def test_scaled_dot_product_matches_d2l(shape, with_lens):
+    batch, num_queries, num_kv, d, d_v, seed = shape
+    queries, keys, values, valid_lens = _random_batch(batch, num_queries, num_kv, d, d_v, seed)
+    valid_lens = valid_lens if with_lens else None
+    theirs = d2l.DotProductAttention(dropout=0.0).eval()
+    ours = au.DotProductAttention().eval()
+    expected = theirs(queries, keys, values, valid_lens)
+    torch.testing.assert_close(ours(queries, keys, values, valid_lens), expected)
+    torch.testing.assert_close(ours.attention_weights, theirs.attention_weights)
+    torch.testing.assert_close(ours.scores, queries @ keys.transpose(1, 2) / math.sqrt(d))
+
+
+def test_plain_dot_product_is_d2l_on_rescaled_queries():
+    """Without scaling, scores are q.k: d2l's (scaled) model on sqrt(d) * queries."""
+    queries, keys, values, valid_lens = _random_batch(2, 3, 5, 4, 2, seed=1)
+    ours = au.DotProductAttention(scaled=False)
+    expected = d2l.DotProductAttention(0.0)(queries * 2.0, keys, values, valid_lens)
+    torch.testing.assert_close(ours(queries, keys, values, valid_lens), expected)
+    torch.testing.assert_close(ours.scores, queries @ keys.transpose(1, 2))
+
+
+def test_d2l_chapter_example_uniform_over_valid_keys():
+    torch.manual_seed(0)
+    queries = torch.normal(0, 1, (2, 1, 20))
+    keys = torch.ones((2, 10, 2))
+    values = torch.arange(40, dtype=torch.float32).reshape(1, 10, 4).repeat(2, 1, 1)
+    attention = au.AdditiveAttention(num_hiddens=8, dropout=0.1).eval()
+    out = attention(queries, keys, values, torch.tensor([2, 6]))
+    assert out.shape == (2, 1, 4)
+    expected = torch.zeros(2, 1, 10)
+    expected[0, 0, :2], expected[1, 0, :6] = 1 / 2, 1 / 6
+    torch.testing.assert_close(attention.attention_weights, expected)
+
+
+# ---------------------------------------------------------------------------- parity: PyTorch
+
+
+@settings(max_examples=20, deadline=None)
+@given(SHAPES)
+def test_dot_product_matches_torch_sdpa_with_boolean_mask(shape):
+    batch, num_queries, num_kv, d, d_v, seed = shape
+    queries, keys, values, valid_lens = _random_batch(batch, num_queries, num_kv, d, d_v, seed)
+    mask = au.valid_lens_to_mask(valid_lens, num_queries, num_kv)  # (B, Tq, Tk)
+    expected = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
+    attention = au.DotProductAttention()
+    torch.testing.assert_close(attention(queries, keys, values, valid_lens), expected)
+    got, weights = au.scaled_dot_product(queries, keys, values, mask=mask)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(weights, attention.attention_weights)
+
+
+def test_scaled_dot_product_is_causal_and_leading_dims():
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=g) for _ in range(3))  # (B, h, T, d)
+    causal = torch.tril(torch.ones(5, 5, dtype=torch.int64))  # 0 = masked, broadcasts
+    got, attention = au.scaled_dot_product(q, k, v, mask=causal)
+    torch.testing.assert_close(got, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    assert attention.shape == (2, 3, 5, 5)
+    assert torch.all(attention.triu(1) == 0)
+    unmasked, _ = au.scaled_dot_product(q, k, v)
+    torch.testing.assert_close(unmasked, F.scaled_dot_product_attention(q, k, v))
+
+
+def test_dot_product_is_causal_via_per_query_lengths():
+    queries, keys, values, _ = _random_batch(2, 6, 6, 4, 3, seed=4)
+    causal_lens = torch.arange(1, 7).repeat(2, 1)  # (B, Tq): query i sees keys 0..i
+    got = au.DotProductAttention()(queries, keys, values, causal_lens)
+    expected = F.scaled_dot_product_attention(queries, keys, values, is_causal=True)
+    torch.testing.assert_close(got, expected)
+
+
+def test_uva_tutorial_table():
+    torch.manual_seed(42)
+    q, k, v = (torch.randn(3, 2) for _ in range(3))
+    values, attention = au.scaled_dot_product(q, k, v)
+    torch.testing.assert_close(attention[0], torch.tensor([0.4028, 0.2886, 0.3086]),
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(values, attention @ v)
+
+
+def test_bilinear_scores_are_k_W_q():
+    queries, keys, values, valid_lens = _random_batch(2, 3, 5, 4, 2, seed=5, d_k=6)
+    attention = au.BilinearAttention(query_size=4, key_size=6)
+    out = attention(queries, keys, values, valid_lens)
+    W = attention.W.detach()  # (dk, dq)
+    expected = torch.einsum("bkx,xy,bqy->bqk", keys, W, queries)  # k^T W q
+    torch.testing.assert_close(attention.scores, expected)
+    torch.testing.assert_close(out, torch.bmm(au.masked_softmax(expected, valid_lens), values))
+    assert out.shape == (2, 3, 2)
+
+
+def test_bilinear_with_identity_is_plain_dot_product():
+    queries, keys, values, valid_lens = _random_batch(2, 3, 5, 4, 2, seed=6)
+    bilinear = au.BilinearAttention(4, 4)
+    with torch.no_grad():
+        bilinear.W.copy_(torch.eye(4))
+    dot = au.DotProductAttention(scaled=False)
+    torch.testing.assert_close(bilinear(queries, keys, values, valid_lens),
+                               dot(queries, keys, values, valid_lens))
+
+
+# ---------------------------------------------------------------------------- fast path
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_fast_path_equals_teaching_path(scaled, dtype):
+    queries, keys, values, _ = _random_batch(3, 4, 6, 8, 5, seed=7)
+    queries, keys, values = (t.to(dtype) for t in (queries, keys, values))
+    valid_lens = torch.tensor([0, 3, 6])
+    attention = au.DotProductAttention(scaled=scaled)
+    slow = attention(queries, keys, values, valid_lens)
+    fast = attention(queries, keys, values, valid_lens, need_weights=False)
+    assert attention.attention_weights is None and attention.scores is None
+    tol = {"atol": 2e-3, "rtol": 2e-3} if dtype == torch.float16 else {}
+    torch.testing.assert_close(fast, slow, **tol)
+    assert torch.all(fast[0] == 0) and torch.all(slow[0] == 0)
+    assert fast.dtype == dtype and torch.isfinite(fast).all()
+
+
+# ---------------------------------------------------------------------------- input checks
+
+
+def _models():
+    return [au.AdditiveAttention(4), au.DotProductAttention(), au.DotProductAttention(scaled=False),
+            au.BilinearAttention(3, 3)]
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
+def test_differing_batch_sizes_are_rejected(model):
+    with pytest.raises(ValueError, match=r"batch size.*\(2, 1, 3\).*\(3, 4, 3\)"):
+        model(torch.randn(2, 1, 3), torch.randn(3, 4, 3), torch.randn(3, 4, 2))
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
+def test_keys_and_values_must_share_num_kv(model):
+    with pytest.raises(ValueError, match=r"num_kv.*\(2, 4, 3\).*\(2, 5, 2\)"):
+        model(torch.randn(2, 1, 3), torch.randn(2, 4, 3), torch.randn(2, 5, 2))
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+def test_dot_product_needs_equal_query_and_key_sizes(scaled):
+    with pytest.raises(ValueError, match=r"same size d.*\(2, 1, 3\).*\(2, 4, 5\)"):
+        au.DotProductAttention(scaled=scaled)(torch.randn(2, 1, 3), torch.randn(2, 4, 5),
+                                              torch.randn(2, 4, 2))
+
+
+def test_additive_allows_different_query_and_key_sizes():
+    out = au.AdditiveAttention(4)(torch.randn(2, 1, 3), torch.randn(2, 4, 5), torch.randn(2, 4, 2))
+    assert out.shape == (2, 1, 2)
+
+
+def test_bilinear_checks_sizes_against_W():
+    with pytest.raises(ValueError, match=r"key_size=3, query_size=2.*\(2, 1, 3\)"):
+        au.BilinearAttention(2, 3)(torch.randn(2, 1, 3), torch.randn(2, 4, 3),
+                                   torch.randn(2, 4, 2))
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
+def test_wrong_rank_and_type_are_rejected(model):
+    with pytest.raises(ValueError, match=r"queries must be 3-D.*\(1, 3\)"):
+        model(torch.randn(1, 3), torch.randn(2, 4, 3), torch.randn(2, 4, 2))
+    with pytest.raises(TypeError, match="keys must be a torch.Tensor"):
+        model(torch.randn(2, 1, 3), [[1.0]], torch.randn(2, 4, 2))
+
+
+def test_bad_valid_lens_are_rejected():
+    queries, keys, values, _ = _random_batch(2, 1, 4, 3, 2, seed=0)
+    attention = au.DotProductAttention()
+    with pytest.raises(ValueError, match="valid_lens must lie in 0 .. num_kv=4"):
+        attention(queries, keys, values, torch.tensor([1, 5]))
+    with pytest.raises(TypeError, match="integers"):
+        attention(queries, keys, values, torch.tensor([1.0, 2.0]))
+
+
+def test_scaled_dot_product_errors_name_the_shapes():
+    with pytest.raises(ValueError, match=r"q \(2, 3, 4\), k \(2, 5, 3\)"):
+        au.scaled_dot_product(torch.randn(2, 3, 4), torch.randn(2, 5, 3), torch.randn(2, 5, 3))
+    with pytest.raises(ValueError, match=r"k \(2, 5, 4\), v \(2, 6, 3\)"):
+        au.scaled_dot_product(torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 6, 3))
+    with pytest.raises(ValueError, match=r"leading dims.*q \(2, 3, 4\), k \(3, 5, 4\)"):
+        au.scaled_dot_product(torch.randn(2, 3, 4), torch.randn(3, 5, 4), torch.randn(3, 5, 4))
+    with pytest.raises(ValueError, match=r"mask \(4,\) does not broadcast"):
+        au.scaled_dot_product(torch.randn(3, 4), torch.randn(5, 4), torch.randn(5, 2),
+                              mask=torch.ones(4))
+
+
+# ---------------------------------------------------------------------------- precision, purity
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
+def test_low_precision_forward_is_finite(model, dtype):
+    queries, keys, values, _ = _random_batch(2, 3, 5, 3, 2, seed=8)
+    model = model.to(dtype)
+    out = model(*(t.to(dtype) for t in (queries, keys, values)), torch.tensor([0, 5]))
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    assert torch.all(out[0] == 0)
+    weights = model.attention_weights
+    assert torch.isfinite(weights).all() and torch.all(weights[0] == 0)
+    torch.testing.assert_close(weights[1].float().sum(-1), torch.ones(3), atol=1e-2, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_scaled_dot_product_low_precision(dtype):
+    q = torch.randn(2, 3, 4).to(dtype) * 100
+    values, attention = au.scaled_dot_product(q, q, q, mask=torch.tensor([True, False, False]))
+    assert torch.isfinite(values).all() and torch.all(attention[..., 1:] == 0)
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
+def test_inputs_are_not_mutated(model):
+    queries, keys, values, valid_lens = _random_batch(2, 3, 5, 3, 2, seed=9)
+    copies = [t.clone() for t in (queries, keys, values, valid_lens)]
+    model(queries, keys, values, valid_lens)
+    for before, after in zip(copies, (queries, keys, values, valid_lens), strict=True):
+        assert torch.equal(before, after)
+
+
+def test_models_move_with_to_cpu():
+    queries, keys, values, valid_lens = _random_batch(2, 3, 5, 3, 2, seed=10)
+    for model in _models():
+        assert model.to("cpu")(queries, keys, values, valid_lens).device.type == "cpu"
+
+
+# ---------------------------------------------------------------------------- chapter 03 explorer
+
+
+def test_additive_example_inputs():
+    queries, keys, values = au.additive_example_inputs(distinct_keys=False)
+    assert queries.shape == (2, 1, 20) and torch.all(keys == 1) and values.shape == (2, 10, 4)
+    _, distinct, _ = au.additive_example_inputs()
+    assert distinct.shape == (2, 10, 2) and len(torch.unique(distinct)) == 40
+
+
+def test_additive_explorer_updates_image_in_place():
+    explorer = au.AdditiveAttentionExplorer()
+    image = explorer.grid.images[0]
+    before = np.array(image.get_array())
+    assert explorer.update(valid_len_0=5, valid_len_1=1, num_hiddens=16) is explorer.fig
+    after = np.array(image.get_array())
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after.sum(-1), [1, 1], atol=1e-6)
+    assert np.all(after[0, 5:] == 0) and after[1, 0] == pytest.approx(1)
+    assert explorer.title.get_text() == "num_hiddens=16, valid_lens=[5, 1]"
+
+
+def test_additive_explorer_is_reproducible_and_builds_layers_once():
+    explorer = au.AdditiveAttentionExplorer()
+    first = explorer.weights(3, 7, 8).clone()
+    explorer.update(valid_len_0=3, valid_len_1=7, num_hiddens=32)
+    state = torch.random.get_rng_state()
+    torch.testing.assert_close(explorer.weights(3, 7, 8), first)
+    assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
+    assert set(explorer._layers) == {8, 32}
+    fresh = au.AdditiveAttentionExplorer()
+    torch.testing.assert_close(fresh.weights(3, 7, 8), first)
+
+
+def test_additive_explorer_distinct_keys_are_not_uniform():
+    weights = au.AdditiveAttentionExplorer().weights(10, 10, 8)
+    assert weights.std() > 0.01
+    equal_keys = au.AdditiveAttentionExplorer(distinct_keys=False).weights(10, 10, 8)
+    torch.testing.assert_close(equal_keys, torch.full((2, 1, 10), 0.1))
+
+
+def test_additive_explorer_to_cpu():
+    explorer = au.AdditiveAttentionExplorer().to("cpu")
+    assert explorer.device.type == "cpu"
+    explorer.update(valid_len_0=0, valid_len_1=10, num_hiddens=4)
+    assert np.all(np.array(explorer.grid.images[0].get_array())[0] == 0)
+
+
+# ---------------------------------------------------------------------------- chapter 04 explorer
+
+
+def test_softmax_jacobian_norm_matches_autograd():
+    scores = torch.randn(4, 7, dtype=torch.float64)
+    for row in scores:
+        jacobian = torch.autograd.functional.jacobian(lambda s: F.softmax(s, -1), row)
+        got = au.softmax_jacobian_norm(F.softmax(row, -1))
+        torch.testing.assert_close(got, torch.linalg.matrix_norm(jacobian))
+
+
+def test_softmax_stats_limits():
+    uniform = au.softmax_stats(torch.zeros(3, 8))
+    assert uniform["max_weight"] == pytest.approx(1 / 8)
+    assert uniform["entropy"] == pytest.approx(1.0)
+    saturated = au.softmax_stats(torch.tensor([[100.0, 0, 0, 0]]))
+    assert saturated["max_weight"] == pytest.approx(1.0)
+    assert saturated["entropy"] == pytest.approx(0.0, abs=1e-6)
+    assert saturated["grad_norm"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_scaling_explorer_variance_follows_theory():
+    explorer = au.ScalingExplorer(num_queries=256)
+    for d in (4, 64, 1024):
+        for sigma in (0.5, 1.0):
+            scores = explorer.scores(d, sigma)
+            assert scores["raw"].var() / (sigma**4 * d) == pytest.approx(1, abs=0.15)
+            assert scores["scaled"].var() / sigma**4 == pytest.approx(1, abs=0.15)
+
+
+def test_scaling_explorer_saturation_grows_with_d_only_without_scaling():
+    curves = au.ScalingExplorer().curves(1.0)
+    raw, scaled = curves["raw"], curves["scaled"]
+    assert raw["max_weight"][-1] > 0.9 > raw["max_weight"][0]
+    assert raw["grad_norm"][-1] < 0.5 * raw["grad_norm"][0]
+    assert np.ptp(scaled["max_weight"]) < 0.05 and np.ptp(scaled["grad_norm"]) < 0.05
+
+
+def test_scaling_explorer_updates_artists_in_place():
+    explorer = au.ScalingExplorer()
+    heights = {kind: stairs.get_data().values.copy() for kind, stairs in explorer.stairs.items()}
+    theory = explorer.theory["raw"].get_data().values.copy()
+    text = explorer.text.get_text()
+    curve = explorer.lines["raw", "max_weight"].get_ydata().copy()
+    assert explorer.update(d=1024, sigma=1.5) is explorer.fig
+    assert not np.allclose(explorer.stairs["raw"].get_data().values, heights["raw"])
+    assert not np.allclose(explorer.stairs["scaled"].get_data().values, heights["scaled"])
+    assert not np.allclose(explorer.theory["raw"].get_data().values, theory)
+    assert not np.allclose(explorer.lines["raw", "max_weight"].get_ydata(), curve)
+    assert explorer.text.get_text() != text and "d = 1024" in explorer.text.get_text()
+    assert list(explorer.marker.get_xdata()) == [1024, 1024]
+
+
+def test_scaling_explorer_histograms_are_densities_and_rejects_unknown_d():
+    explorer = au.ScalingExplorer()
+    for kind, stairs in explorer.stairs.items():
+        widths = np.diff(explorer.bins[kind])
+        assert (stairs.get_data().values * widths).sum() == pytest.approx(1)
+        theory = explorer.theory[kind].get_data().values
+        assert (theory * widths).sum() == pytest.approx(1)
+        # measured and theoretical histograms agree bin by bin (4096 samples)
+        assert np.abs(stairs.get_data().values - theory).max() < 0.25 * theory.max()
+    with pytest.raises(ValueError, match="d must be one of"):
+        explorer.update(d=3)
+
+
+def test_scaling_explorer_to_cpu():
+    explorer = au.ScalingExplorer().to("cpu")
+    assert explorer.device.type == "cpu" and explorer.q.device.type == "cpu"
+    explorer.update(d=2, sigma=1.5)
+
+
+def test_time_scoring_functions_and_panel():
+    times = au.time_scoring_functions(batch=1, num_queries=4, num_kv=4, d=8, repeats=1)
+    assert set(times) == {"additive", "dot product", "scaled dot product", "bilinear"}
+    assert all(t > 0 for t in times.values())
+    calls = []
+    panel = au.timing_panel(lambda device: calls.append(device) or f"ran on {device}")
+    toggle, button, _ = panel.children[0].children
+    assert toggle.disabled == (not torch.cuda.is_available())
+    button.click()
+    assert calls == [torch.device("cpu")] and panel.children[1].value == "ran on cpu"
