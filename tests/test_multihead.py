@@ -1,0 +1,372 @@
+"""Multi-head attention (chapter 05): parity with d2l 1.0.3, torch.nn.MultiheadAttention and
+F.scaled_dot_product_attention, the need_weights=False fast path, input checks, the head
+transpositions and the chapter's explorer."""
+
+import numpy as np
+import pytest
+import torch
+from d2l import torch as d2l
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
+
+import attention_utils as au
+
+# (batch, num_queries, num_kv, num_heads, d_h, seed)
+SHAPES = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 6), st.sampled_from(
+    [1, 2, 3, 4]), st.integers(1, 4), st.integers(0, 2**16))
+
+
+def _inputs(batch, num_queries, num_kv, sizes, seed, min_len=1):
+    """queries, keys, values of sizes ``sizes = (d_q, d_k, d_v)`` and 1-D valid lengths."""
+    g = torch.Generator().manual_seed(seed)
+    d_q, d_k, d_v = sizes
+    queries = torch.randn(batch, num_queries, d_q, generator=g)
+    keys = torch.randn(batch, num_kv, d_k, generator=g)
+    values = torch.randn(batch, num_kv, d_v, generator=g)
+    valid_lens = torch.randint(min_len, num_kv + 1, (batch,), generator=g)
+    return queries, keys, values, valid_lens
+
+
+def _layer(num_hiddens, num_heads, sizes, bias=False, seed=0):
+    torch.manual_seed(seed)
+    d_q, d_k, d_v = sizes
+    return au.MultiHeadAttention(num_hiddens, num_heads, bias=bias, query_size=d_q,
+                                 key_size=d_k, value_size=d_v).eval()
+
+
+def _keep_mask(valid_lens, num_kv):
+    """(batch,) valid lengths -> (batch, num_kv) boolean keep-mask (True = attend)."""
+    return torch.arange(num_kv) < valid_lens[:, None]  # (B, Tk)
+
+
+def _per_head_sdpa(layer, queries, keys, values, **sdpa_kwargs):
+    """The same layer computed head by head with F.scaled_dot_product_attention."""
+    h = layer.num_heads
+    split = [w(x).reshape(x.shape[0], x.shape[1], h, -1).transpose(1, 2)  # (B, h, T, d_h)
+             for w, x in ((layer.W_q, queries), (layer.W_k, keys), (layer.W_v, values))]
+    out = F.scaled_dot_product_attention(*split, **sdpa_kwargs)  # (B, h, Tq, d_h)
+    return layer.W_o(out.transpose(1, 2).reshape(queries.shape[0], queries.shape[1], -1))
+
+
+# ---------------------------------------------------------------------------- parity: d2l
+
+
+@settings(max_examples=30, deadline=None)
+@given(SHAPES, st.booleans(), st.booleans())
+def test_matches_d2l(shape, per_query_lens, bias):
+    batch, num_queries, num_kv, num_heads, d_h, seed = shape
+    sizes = (3, 4, 5)
+    queries, keys, values, valid_lens = _inputs(batch, num_queries, num_kv, sizes, seed)
+    if per_query_lens:
+        valid_lens = valid_lens[:, None].repeat(1, num_queries)  # (B, Tq)
+    ours = _layer(num_heads * d_h, num_heads, sizes, bias, seed)
+    theirs = d2l.MultiHeadAttention(num_heads * d_h, num_heads, dropout=0.0, bias=bias).eval()
+    theirs(queries, keys, values, valid_lens)  # materialise d2l's lazy layers
+    theirs.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        expected = theirs(queries, keys, values, valid_lens)
+        got = ours(queries, keys, values, valid_lens)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(  # d2l keeps (B*h, Tq, Tk); ours is (B, h, Tq, Tk)
+        ours.attention_weights,
+        theirs.attention.attention_weights.reshape(batch, num_heads, num_queries, num_kv))
+
+
+# ---------------------------------------------------------------------------- parity: PyTorch
+
+
+def _torch_mha(ours, num_hiddens, num_heads, bias):
+    theirs = nn.MultiheadAttention(num_hiddens, num_heads, bias=bias, batch_first=True).eval()
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(torch.cat([ours.W_q.weight, ours.W_k.weight,
+                                               ours.W_v.weight]))
+        theirs.out_proj.weight.copy_(ours.W_o.weight)
+        if bias:
+            theirs.in_proj_bias.copy_(torch.cat([ours.W_q.bias, ours.W_k.bias, ours.W_v.bias]))
+            theirs.out_proj.bias.copy_(ours.W_o.bias)
+    return theirs
+
+
+@settings(max_examples=30, deadline=None)
+@given(SHAPES, st.booleans())
+def test_matches_torch_multihead_attention_with_padding(shape, bias):
+    batch, num_queries, num_kv, num_heads, d_h, seed = shape
+    num_hiddens = num_heads * d_h
+    sizes = (num_hiddens,) * 3
+    queries, keys, values, valid_lens = _inputs(batch, num_queries, num_kv, sizes, seed)
+    ours = _layer(num_hiddens, num_heads, sizes, bias, seed)
+    theirs = _torch_mha(ours, num_hiddens, num_heads, bias)
+    with torch.no_grad():
+        expected, weights = theirs(queries, keys, values,
+                                   key_padding_mask=~_keep_mask(valid_lens, num_kv),
+                                   average_attn_weights=False)
+        got = ours(queries, keys, values, valid_lens)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(ours.attention_weights, weights)  # (B, h, Tq, Tk)
+
+
+@settings(max_examples=20, deadline=None)
+@given(SHAPES)
+def test_causal_valid_lens_match_torch_attn_mask(shape):
+    batch, num_tokens, _, num_heads, d_h, seed = shape
+    num_hiddens = num_heads * d_h
+    x = _inputs(batch, num_tokens, num_tokens, (num_hiddens,) * 3, seed)[0]
+    ours = _layer(num_hiddens, num_heads, (num_hiddens,) * 3, seed=seed)
+    theirs = _torch_mha(ours, num_hiddens, num_heads, bias=False)
+    causal_lens = torch.arange(1, num_tokens + 1).repeat(batch, 1)  # (B, Tq): query i sees 0..i
+    ignore = ~torch.ones(num_tokens, num_tokens, dtype=torch.bool).tril()  # True = ignore
+    with torch.no_grad():
+        expected, _ = theirs(x, x, x, attn_mask=ignore)
+        got = ours(x, x, x, causal_lens)
+    torch.testing.assert_close(got, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(SHAPES)
+def test_matches_per_head_sdpa_with_boolean_mask(shape):
+    batch, num_queries, num_kv, num_heads, d_h, seed = shape
+    sizes = (3, 4, 5)
+    queries, keys, values, valid_lens = _inputs(batch, num_queries, num_kv, sizes, seed)
+    ours = _layer(num_heads * d_h, num_heads, sizes, seed=seed)
+    keep = _keep_mask(valid_lens, num_kv)[:, None, None, :]  # (B, 1, 1, Tk): all heads, queries
+    with torch.no_grad():
+        expected = _per_head_sdpa(ours, queries, keys, values, attn_mask=keep)
+        got = ours(queries, keys, values, valid_lens)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("num_heads", [1, 2, 4])
+def test_causal_valid_lens_match_sdpa_is_causal(num_heads):
+    x = _inputs(2, 5, 5, (8, 8, 8), seed=3)[0]
+    ours = _layer(8, num_heads, (8, 8, 8))
+    causal_lens = torch.arange(1, 6).repeat(2, 1)  # (B, Tq)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, x, x, causal_lens),
+                                   _per_head_sdpa(ours, x, x, x, is_causal=True))
+
+
+# ---------------------------------------------------------------------------- fast path
+
+
+@pytest.mark.parametrize("valid_lens", [None, [0, 3], [4, 0], [[0, 1, 4], [2, 0, 3]]],
+                         ids=["none", "zero-first", "zero-last", "2-D"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_fast_path_equals_teaching_path(valid_lens, bias):
+    queries, keys, values, _ = _inputs(2, 3, 4, (3, 4, 5), seed=1)
+    layer = _layer(8, 2, (3, 4, 5), bias)
+    with torch.no_grad():
+        slow = layer(queries, keys, values, valid_lens)
+        assert layer.attention_weights.shape == (2, 2, 3, 4)
+        fast = layer(queries, keys, values, valid_lens, need_weights=False)
+    torch.testing.assert_close(fast, slow)
+    assert layer.attention_weights is None
+    assert layer.attention.attention_weights is None
+    assert not torch.isnan(fast).any()
+
+
+def test_valid_length_zero_gives_w_o_of_zero():
+    queries, keys, values, _ = _inputs(2, 3, 4, (3, 4, 5), seed=2)
+    layer = _layer(8, 2, (3, 4, 5), bias=True)
+    with torch.no_grad():
+        for need_weights in (True, False):
+            out = layer(queries, keys, values, torch.tensor([0, 4]), need_weights=need_weights)
+            torch.testing.assert_close(out[0], layer.W_o.bias.expand(3, 8))
+    layer(queries, keys, values, torch.tensor([0, 4]))
+    assert (layer.attention_weights[0] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fast_path_equals_teaching_path_in_low_precision(dtype):
+    queries, keys, values, _ = _inputs(2, 3, 4, (8, 8, 8), seed=4)
+    layer = _layer(8, 2, (8, 8, 8)).to(dtype)
+    args = (queries.to(dtype), keys.to(dtype), values.to(dtype), torch.tensor([0, 3]))
+    with torch.no_grad():
+        slow = layer(*args)
+        fast = layer(*args, need_weights=False)
+    assert slow.dtype == fast.dtype == dtype
+    assert torch.isfinite(slow).all() and torch.isfinite(fast).all()
+    torch.testing.assert_close(fast.float(), slow.float(), atol=1e-2, rtol=1e-2)
+    torch.testing.assert_close(fast[0], torch.zeros_like(fast[0]))  # valid length 0, no bias
+
+
+def test_weights_come_back_after_a_fast_call():
+    queries, keys, values, _ = _inputs(1, 2, 3, (4, 4, 4), seed=5)
+    layer = _layer(4, 2, (4, 4, 4))
+    layer(queries, keys, values, need_weights=False)
+    assert layer.attention_weights is None
+    layer(queries, keys, values)
+    assert layer.attention_weights.shape == (1, 2, 2, 3)
+
+
+def test_gradients_are_finite_with_a_zero_valid_length():
+    queries, keys, values, _ = _inputs(2, 3, 4, (4, 4, 4), seed=6)
+    layer = _layer(4, 2, (4, 4, 4))
+    for need_weights in (True, False):
+        q = queries.clone().requires_grad_()
+        layer(q, keys, values, torch.tensor([0, 2]), need_weights=need_weights).sum().backward()
+        assert torch.isfinite(q.grad).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fast_path_on_cuda_matches_cpu():
+    queries, keys, values, _ = _inputs(2, 3, 4, (8, 8, 8), seed=7)
+    layer = _layer(8, 4, (8, 8, 8))
+    lens = torch.tensor([0, 3])
+    with torch.no_grad():
+        expected = layer(queries, keys, values, lens)
+        cuda = layer.to("cuda")
+        args = (queries.cuda(), keys.cuda(), values.cuda(), lens.cuda())
+        torch.testing.assert_close(cuda(*args).cpu(), expected)
+        torch.testing.assert_close(cuda(*args, need_weights=False).cpu(), expected,
+                                   atol=1e-3, rtol=1e-3)
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def test_num_heads_must_divide_num_hiddens():
+    with pytest.raises(ValueError, match=r"num_hiddens=10 and num_heads=3"):
+        au.MultiHeadAttention(10, 3)
+    with pytest.raises(ValueError, match="num_heads must divide"):
+        au.MultiHeadAttention(8, 0)
+
+
+def test_forward_names_both_shapes_on_mismatch():
+    layer = _layer(4, 2, (4, 4, 4))
+    with pytest.raises(ValueError, match=r"same batch size.*queries \(2, 3, 4\), keys \(3, 5, 4\)"):
+        layer(torch.randn(2, 3, 4), torch.randn(3, 5, 4), torch.randn(3, 5, 4))
+    with pytest.raises(ValueError, match=r"same num_kv.*keys \(2, 5, 4\) and values \(2, 6, 4\)"):
+        layer(torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 6, 4))
+    with pytest.raises(ValueError, match=r"valid_lens must lie in 0 \.\. num_kv=5"):
+        layer(torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 4), [6, 1])
+    with pytest.raises(ValueError, match=r"must have batch=2 entries"):
+        layer(torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 4), [1, 2, 3])
+    with pytest.raises(ValueError, match=r"queries must be 3-D"):
+        layer(torch.randn(3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 4))
+
+
+def test_forward_does_not_mutate_inputs():
+    queries, keys, values, valid_lens = _inputs(2, 3, 4, (4, 4, 4), seed=8, min_len=0)
+    copies = [t.clone() for t in (queries, keys, values, valid_lens)]
+    layer = _layer(4, 2, (4, 4, 4))
+    layer(queries, keys, values, valid_lens)
+    layer(queries, keys, values, valid_lens, need_weights=False)
+    for before, after in zip(copies, (queries, keys, values, valid_lens), strict=True):
+        assert torch.equal(before, after)
+
+
+# ---------------------------------------------------------------------------- transpositions
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 5), st.sampled_from([1, 2, 3, 4]), st.integers(1, 3))
+def test_transpose_qkv_round_trip_and_layout(batch, n, num_heads, d_h):
+    X = torch.randn(batch, n, num_heads * d_h)
+    folded = au.transpose_qkv(X, num_heads)
+    assert folded.shape == (batch * num_heads, n, d_h)
+    for b in range(batch):  # row b*h + i holds head i of batch row b: columns i*d_h..(i+1)*d_h
+        for i in range(num_heads):
+            assert torch.equal(folded[b * num_heads + i], X[b, :, i * d_h:(i + 1) * d_h])
+    assert torch.equal(au.transpose_output(folded, num_heads), X)
+
+
+# ---------------------------------------------------------------------------- explorer
+
+
+def test_token_embeddings_are_seeded_per_token_and_leave_global_rng_alone():
+    state = torch.get_rng_state()
+    X = au.token_embeddings([["a", "b", "a"], ["b", "c", "c"]], 5, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert X.shape == (2, 3, 5)
+    assert torch.equal(X[0, 0], X[0, 2]) and torch.equal(X[0, 1], X[1, 0])
+    assert torch.equal(X, au.token_embeddings([["a", "b", "a"], ["b", "c", "c"]], 5, seed=1))
+    with pytest.raises(ValueError, match=r"same number of tokens.*\[2, 1\]"):
+        au.token_embeddings([["a", "b"], ["c"]], 5)
+
+
+def _arrays(explorer):
+    return [np.array(image.get_array()) for row in explorer.images for image in row]
+
+
+def test_explorer_defaults():
+    explorer = au.MultiHeadExplorer()
+    assert explorer.head_choices == [1, 2, 4, 8]
+    assert explorer.valid_lens == [6, 3]
+    assert explorer.axes.shape == (2, 8) and explorer.num_heads == 8
+    assert all(ax.get_visible() for ax in explorer.axes.flat)
+    explorer.update(num_heads=2)
+    for row in explorer.axes:
+        assert [ax.get_visible() for ax in row] == [True] * 2 + [False] * 6
+    assert np.allclose(_arrays(explorer)[explorer.max_heads][:, 3:], 0)  # sentence 2's padding
+
+
+def test_explorer_update_changes_image_data_in_place():
+    explorer = au.MultiHeadExplorer()
+    fig, images, before = explorer.fig, explorer.images, _arrays(explorer)
+    assert explorer.update(valid_len_0=2) is fig
+    after = _arrays(explorer)
+    assert not np.allclose(before[0], after[0])
+    assert np.allclose(after[0][:, 2:], 0) and np.allclose(after[0].sum(1), 1)
+    assert np.allclose(before[8], after[8])  # sentence 2 untouched
+    explorer.update(num_heads=8, valid_len_1=0)
+    assert explorer.images is images
+    assert all(ax.get_visible() for ax in explorer.axes.flat)
+    assert np.allclose(_arrays(explorer)[8:], 0)  # valid length 0: all-zero weights
+    assert explorer.title.get_text().startswith("num_heads = 8 (d_h = 2)")
+
+
+def test_explorer_heads_rebuild_weights_deterministically():
+    explorer = au.MultiHeadExplorer(num_heads=2)
+    first, weight = _arrays(explorer), explorer.layer.W_q.weight.clone()
+    explorer.update(num_heads=4)
+    assert torch.equal(explorer.layer.W_q.weight, weight)  # same matrices, split differently
+    assert not np.allclose(first[0], _arrays(explorer)[0])
+    explorer.update(num_heads=2)
+    for a, b in zip(first[:2] + first[8:10], _arrays(explorer)[:2] + _arrays(explorer)[8:10],
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.array_equal(_arrays(au.MultiHeadExplorer(num_heads=2))[0], first[0])
+
+
+def test_explorer_weights_match_a_fresh_layer():
+    explorer = au.MultiHeadExplorer(num_heads=4)
+    torch.manual_seed(explorer.seed)
+    layer = au.MultiHeadAttention(16, 4, query_size=16, key_size=16, value_size=16)
+    layer(explorer.X, explorer.X, explorer.X, torch.tensor(explorer.valid_lens))
+    torch.testing.assert_close(explorer.weights(), layer.attention_weights.detach())
+
+
+def test_explorer_rejects_bad_settings():
+    explorer = au.MultiHeadExplorer()
+    with pytest.raises(ValueError, match=r"num_heads must be one of \[1, 2, 4, 8\].*got 3"):
+        explorer.update(num_heads=3)
+    with pytest.raises(ValueError, match=r"valid_len_1 must lie in 0 \.\. 6, got 7"):
+        explorer.update(valid_len_1=7)
+    assert explorer.valid_lens == [6, 3]  # a rejected update changes nothing
+    with pytest.raises(TypeError, match="unknown argument 'valid_len_2'"):
+        explorer.update(valid_len_2=1)
+    with pytest.raises(ValueError, match="max_heads must divide num_hiddens"):
+        au.MultiHeadExplorer(num_hiddens=12, max_heads=8)
+
+
+def test_explorer_to_cpu():
+    explorer = au.MultiHeadExplorer()
+    before = _arrays(explorer)
+    assert explorer.to("cpu") is explorer and explorer.device == torch.device("cpu")
+    explorer.update()
+    assert all(np.array_equal(a, b) for a, b in zip(before, _arrays(explorer), strict=True))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_explorer_on_cuda_matches_cpu():
+    explorer = au.MultiHeadExplorer(num_heads=8)
+    before = _arrays(explorer)
+    explorer.to("cuda")
+    assert explorer.layer.W_q.weight.is_cuda and explorer.X.is_cuda
+    explorer.update(num_heads=4)
+    explorer.update(num_heads=8)
+    assert explorer.layer.W_q.weight.is_cuda
+    for a, b in zip(before, _arrays(explorer), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
