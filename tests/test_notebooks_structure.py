@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -9,7 +10,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 SETUP_CELL = """\
-# NBVAL_IGNORE_OUTPUT (the device line differs between machines)
+# NBVAL_IGNORE_OUTPUT
+# (the device line differs between machines)
 # Setup: the same cell opens every notebook of the series.
 %matplotlib inline
 import torch
@@ -72,6 +74,27 @@ def test_no_cell_is_skipped_by_nbval(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbval_markers_stand_alone_on_their_line(path):
+    """nbval honours a marker only when it is the whole comment: a reason goes on the next line."""
+    for cell in _code(path):
+        for line in _source(cell).splitlines():
+            if "NBVAL_" in line:
+                assert line.strip() == "# NBVAL_IGNORE_OUTPUT", line
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_uses_the_series_kernel(path):
     kernelspec = json.loads(path.read_text())["metadata"]["kernelspec"]
     assert kernelspec["name"] == "attention-lab"
+
+
+def _local_links(text: str) -> list[str]:
+    return [link.split("#")[0] for link in re.findall(r"\]\(([^)\s]+)\)", text)
+            if not link.startswith(("http", "#", "mailto:"))]
+
+
+@pytest.mark.parametrize("path", [*NOTEBOOKS, ROOT / "README.md"], ids=lambda p: p.name)
+def test_local_links_resolve(path):
+    text = _markdown(path) if path.suffix == ".ipynb" else path.read_text()
+    missing = [link for link in _local_links(text) if not (path.parent / link).exists()]
+    assert not missing, f"{path.name} links to missing files: {missing}"
