@@ -30,6 +30,7 @@ row that is all False.  It is never NaN and never d2l's uniform weights.
 from __future__ import annotations
 
 import functools
+import html
 import io
 import math
 import platform
@@ -475,7 +476,8 @@ def explorer_panel(explorer: Explorer, controls: Mapping[str, widgets.ValueWidge
     ``controls`` maps ``update``'s keyword names to widgets.  The figure is
     shown as a PNG ``widgets.Image`` re-rendered after each update; a status
     line says which device ran the update and how long computing and drawing
-    took.  With ``gpu=True`` a GPU toggle moves the explorer with
+    took, or, when ``update`` rejects a value, the error (the figure stays).
+    With ``gpu=True`` a GPU toggle moves the explorer with
     :meth:`Explorer.to` (disabled, with its reason, where CUDA is absent).
     """
     image = widgets.Image(value=figure_png(explorer.fig, dpi), format="png")
@@ -483,7 +485,11 @@ def explorer_panel(explorer: Explorer, controls: Mapping[str, widgets.ValueWidge
 
     def redraw(_change=None) -> None:
         params = {name: control.value for name, control in controls.items()}
-        _, compute_ms = timed(lambda: explorer.update(**params), explorer.device)
+        try:
+            _, compute_ms = timed(lambda: explorer.update(**params), explorer.device)
+        except (ValueError, TypeError) as err:  # e.g. a value typed into a Text box
+            status.value = f"<span style='color:#b00'>not updated: {html.escape(str(err))}</span>"
+            return
         png, draw_ms = timed(lambda: figure_png(explorer.fig, dpi))
         image.value = png
         status.value = (f"last update on <b>{device_name(explorer.device)}</b>: "
@@ -1583,10 +1589,12 @@ class AlignmentExplorer(Explorer):
         net = self.models[model]
         src = torch.tensor([[int(c) for c in digits]], device=self.device)  # (1, T)
         with torch.no_grad():
-            output = "".join(str(int(t)) for t in net(src).argmax(-1)[0])  # (T,)
+            tokens = net(src).argmax(-1)[0].tolist()  # (T,)
+        labels = [str(t) if t < BOS else "<bos>" for t in tokens]  # untrained nets may emit BOS
+        output = "".join(labels)
         self.grid.set_matrices(net.attention_weights[0])  # (Tq, Tk)
         self.ax.set_xticklabels(list(digits))
-        self.ax.set_yticklabels(list(output))
+        self.ax.set_yticklabels(labels)
         verdict = "correct" if output == digits[::-1] else f"expected {digits[::-1]}"
         self.title.set_text(f"{model}: {digits} -> {output} ({verdict})")
         return self.fig
@@ -1625,8 +1633,8 @@ class MaxStateSuper(nn.Module):
         self.combined = nn.Linear(dim_size, 3 * dim_size)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``x`` ``(batch, seq, dim_size)`` -> ``out, out1, out2``, each ``(batch, heads, seq, d_h)``.
-        """
+        """``x`` ``(batch, seq, dim_size)`` -> ``out, out1, out2``, each ``(batch, heads, seq,
+        d_h)``."""
         _check_tensor("x", x, 3, "(batch, seq, dim_size)")
         if x.shape[-1] != self.dim_size:
             raise ValueError(f"x must be (batch, seq, dim_size={self.dim_size}), "
@@ -1699,7 +1707,8 @@ class MaxSourceExplorer(Explorer):
     position of every (position, channel) of one head; middle: the source head;
     right: one channel's projected value, its running max over positions and
     the final ``out_score`` after the max over heads.  ``update(head, channel,
-    length)`` shows the first ``length`` positions.
+    length)`` shows the first ``length`` positions (defaults: the last head,
+    which takes the max over every head; channel 0; the whole sequence).
     """
 
     def __init__(self, block: MaxStateSuper, x: torch.Tensor):
@@ -1734,7 +1743,9 @@ class MaxSourceExplorer(Explorer):
         self.block, self.x = self.block.to(self.device), self.x.to(self.device)
         return self
 
-    def update(self, head: int = 0, channel: int = 0, length: int | None = None) -> Figure:
+    def update(self, head: int | None = None, channel: int = 0,
+               length: int | None = None) -> Figure:
+        head = self.block.heads - 1 if head is None else head
         seq = self.x.shape[1] if length is None else length
         positions, heads = max_state_sources(self.block, self.x[:, :seq])  # (1, h, T, d_h)
         with torch.no_grad():
@@ -1865,6 +1876,9 @@ class CostExplorer(Explorer):
         for metric, ax in self.axes.items():
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xticks(self.lengths, [str(n) for n in self.lengths])
             ax.set_xlabel("sequence length N")
             ax.set_title(COST_METRICS[metric], fontsize=10)

@@ -157,6 +157,23 @@ def test_explorer_panel_calls_update_and_changes_the_image():
     assert image.value != before and bytes(image.value).startswith(b"\x89PNG")
 
 
+def test_explorer_panel_shows_a_rejected_value_and_keeps_the_figure():
+    class PickyExplorer(LineExplorer):
+        def update(self, slope):
+            if slope < 0:
+                raise ValueError(f"slope must be >= 0, got {slope}")
+            return super().update(slope)
+
+    slider = widgets.FloatSlider(value=1.0, min=-2, max=2)
+    panel = au.explorer_panel(PickyExplorer(), {"slope": slider}, gpu=False)
+    image = _image_widget(panel)
+    before = image.value
+    slider.value = -1.0
+    status = panel.children[-1]
+    assert "not updated: slope must be &gt;= 0, got -1.0" in status.value
+    assert image.value == before
+
+
 def test_explorer_panel_with_gpu_adds_the_toggle():
     panel = au.explorer_panel(LineExplorer(), {"slope": widgets.FloatSlider()}, gpu=True)
     toggles = [w for box in panel.children if isinstance(box, widgets.HBox)
