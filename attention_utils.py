@@ -29,6 +29,7 @@ row that is all False.  It is never NaN and never d2l's uniform weights.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import html
 import io
@@ -2248,10 +2249,10 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str = "cp
 
     CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak.  CPU
     (Linux): the process's resident high-water mark (``VmHWM``, reset through
-    ``/proc/self/clear_refs``) minus the resident size before the call; memory
-    the allocator reuses is not counted twice, so small results are noisy but
-    large tensors (such as a materialised ``(B, h, Tq, Tk)`` weight matrix)
-    show at their size.  None where neither is available.
+    ``/proc/self/clear_refs``) minus the resident size before the call, after
+    handing freed heap pages back to the OS so that each large tensor (such as
+    a materialised ``(B, h, Tq, Tk)`` weight matrix) shows at its size.  None
+    where neither is available.
     """
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -2260,6 +2261,7 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str = "cp
         fn()
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - before
+    _release_free_memory()
     try:
         with open("/proc/self/clear_refs", "w") as clear:
             clear.write("5")
@@ -2268,6 +2270,18 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str = "cp
         return None
     fn()
     return max(_resident_bytes("VmHWM") - before, 0)
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; no-op elsewhere).
+
+    glibc keeps freed blocks for reuse, and reusing them does not raise the
+    resident size; after a trim every page a call touches is counted.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def matmul_peak_gflops(n: int = 2048, device: torch.device | str = "cpu", repeats: int = 3,
