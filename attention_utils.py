@@ -481,7 +481,8 @@ def explorer_panel(explorer: Explorer, controls: Mapping[str, widgets.ValueWidge
     With ``gpu=True`` a GPU toggle moves the explorer with
     :meth:`Explorer.to` (disabled, with its reason, where CUDA is absent).
     """
-    image = widgets.Image(value=figure_png(explorer.fig, dpi), format="png")
+    image = widgets.Image(value=figure_png(explorer.fig, dpi), format="png",
+                          layout=widgets.Layout(align_self="flex-start"))  # natural size, unblurred
     status = widgets.HTML()
 
     def redraw(_change=None) -> None:
@@ -2212,8 +2213,8 @@ class TransformerAttentionExplorer(Explorer):
         correct = int((output == tokens.flip(0)).sum())
         self.suptitle.set_text(
             f"input {text_in} \u2192 output {text_out} ({correct}/{len(labels)} reversed "
-            f"correctly)\nH: entropy in nats (uniform = {math.log(len(labels)):.2f}); d: mean "
-            "distance of the weights from the (anti-)diagonal")
+            f"correctly)\nH: entropy (uniform {math.log(len(labels)):.2f});\n"
+            "d: mean distance from the (anti-)diagonal")
 
     def update(self, sequence: object) -> Figure:
         """Run the model on ``sequence`` and redraw every map, title and tick label in place."""

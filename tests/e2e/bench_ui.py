@@ -1,0 +1,213 @@
+"""Key press -> new figure latency of every explorer, in JupyterLab in Chromium (`make bench-ui`).
+
+For each explorer (``au.explorer_panel``) of each notebook, a slider is moved
+``--moves`` times by keyboard (ArrowRight/ArrowLeft alternately).  In the page,
+``performance.now()`` is taken at the keydown, when the figure's ``src``
+changes (MutationObserver) and at the first animation frame after the new PNG
+is decoded ("frame").  The kernel side, parsed from the explorer's status line
+("compute X ms, draw Y ms"), splits the time into computing, rendering the PNG
+and the rest (comm round trip, browser decode and paint).
+
+Writes a JSON report (default benchmarks/results/ui_latency.json) and prints a
+table.  Goal: median key press -> new frame <= 100 ms at default sizes.
+
+    python tests/e2e/bench_ui.py [--notebooks DIR] [--only GLOB] [--moves N]
+                                 [--all-sliders] [--out PATH]
+                                 [--readme-shot NOTEBOOK:EXPLORER:PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import browser
+
+GOAL_MS = 100.0
+STATUS = re.compile(r"compute ([\d.]+) ms, draw ([\d.]+) ms")
+
+# Resolves with page timestamps of one move: keydown, src change, frame after decode.
+_ARM_JS = """([sel, index]) => {
+  const panel = document.querySelectorAll(sel)[index];
+  const img = panel.querySelector(':scope > img.widget-image');
+  window.__uiMove = new Promise((resolve) => {
+    let key = null;
+    window.addEventListener('keydown', () => { key = performance.now(); },
+                            {capture: true, once: true});
+    const observer = new MutationObserver(() => {
+      const src = performance.now();
+      observer.disconnect();
+      const done = () => requestAnimationFrame(() => resolve(
+          {key, src, frame: performance.now(), width: img.naturalWidth,
+           shown: img.clientWidth, url: img.getAttribute('src')}));
+      img.decode().then(done, done);
+    });
+    observer.observe(img, {attributes: true, attributeFilter: ['src']});
+    setTimeout(() => resolve(null), 15000);
+  });
+}"""
+
+_PNG_BYTES_JS = "async (url) => (await (await fetch(url)).arrayBuffer()).byteLength"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(values: list[float]) -> dict:
+    if not values:
+        return {}
+    return {"median": round(statistics.median(values), 1),
+            "p90": round(percentile(values, 0.9), 1), "n": len(values)}
+
+
+def measure_slider(page, index: int, control: dict, moves: int) -> dict:
+    """Move one slider ``moves`` times; timings in ms."""
+    handle = browser.control_element(page, index, control)
+    key = browser.slider_direction(handle)
+    other = {"ArrowRight": "ArrowLeft", "ArrowLeft": "ArrowRight"}
+    frames, srcs, compute, draw, sizes, shown = [], [], [], [], [], None
+    for _ in range(moves):
+        previous = browser.status_text(page, index)
+        page.evaluate(_ARM_JS, [browser.EXPLORERS, index])
+        handle = browser.control_element(page, index, control)
+        handle.focus()
+        handle.press(key)
+        result = page.evaluate("window.__uiMove")
+        key = other[key]
+        if result is None or result["key"] is None:
+            continue
+        frames.append(result["frame"] - result["key"])
+        srcs.append(result["src"] - result["key"])
+        shown = (result["width"], result["shown"])
+        sizes.append(page.evaluate(_PNG_BYTES_JS, result["url"]))
+        try:  # the status line is set right after the image, in the same callback
+            page.wait_for_function(
+                "([sel, i, old]) => { const h = document.querySelectorAll(sel)[i]"
+                ".querySelectorAll(':scope > .widget-html'); return h.length && "
+                "h[h.length - 1].innerText !== old; }",
+                arg=[browser.EXPLORERS, index, previous], timeout=1000)
+        except Exception:  # noqa: BLE001  (same text as before: the same numbers)
+            pass
+        match = STATUS.search(browser.status_text(page, index))
+        if match:
+            compute.append(float(match.group(1)))
+            draw.append(float(match.group(2)))
+        page.wait_for_timeout(100)
+    rest = [f - c - d for f, c, d in zip(frames, compute, draw, strict=False)]
+    return {"control": control["label"] or f"slider {control['i']}",
+            "key_to_frame_ms": summary(frames), "key_to_src_ms": summary(srcs),
+            "compute_ms": summary(compute), "draw_ms": summary(draw),
+            "rest_ms": summary(rest),
+            "png_kb": round(statistics.median(sizes) / 1024, 1) if sizes else None,
+            "png_px_width": shown[0] if shown else None,
+            "shown_px_width": shown[1] if shown else None}
+
+
+def bench_notebook(page, lab, name: str, moves: int, all_sliders: bool) -> list[dict]:
+    browser.open_notebook(page, lab, name)
+    browser.run_all(page)
+    errors = browser.error_texts(page)
+    if errors:
+        raise RuntimeError(f"{name}: error output after Run All:\n{errors[0]}")
+    browser.wait_widgets_rendered(page)
+    rows = []
+    for index in range(browser.explorer_count(page)):
+        sliders = [c for c in browser.controls(page, index) if c["kind"] == "slider"]
+        for control in sliders if all_sliders else sliders[:1]:
+            row = measure_slider(page, index, control, moves)
+            rows.append({"notebook": name, "explorer": index, **row})
+            print_row(rows[-1])
+    return rows
+
+
+def print_header() -> None:
+    print(f"{'notebook':<28} {'ex':>2} {'control':<16} {'frame med':>9} {'p90':>7} "
+          f"{'compute':>8} {'draw':>6} {'rest':>6} {'png KB':>7} {'px/shown':>9}")
+
+
+def print_row(row: dict) -> None:
+    def med(key):
+        return row[key].get("median", float("nan"))
+
+    print(f"{row['notebook'][:28]:<28} {row['explorer']:>2} {row['control'][:16]:<16} "
+          f"{med('key_to_frame_ms'):>9.1f} {row['key_to_frame_ms'].get('p90', float('nan')):>7.1f} "
+          f"{med('compute_ms'):>8.1f} {med('draw_ms'):>6.0f} {med('rest_ms'):>6.0f} "
+          f"{row['png_kb'] or 0:>7.1f} {row['png_px_width']}/{row['shown_px_width']:>4}",
+          flush=True)
+
+
+def readme_shot(page, lab, spec: str) -> None:
+    """Save one explorer as a PNG; ``spec`` is NOTEBOOK:INDEX:PATH (e.g. for the README)."""
+    name, index, path = spec.split(":", 2)
+    browser.open_notebook(page, lab, name)
+    browser.run_all(page)
+    browser.wait_widgets_rendered(page)
+    element = browser.explorer(page, int(index))
+    element.scroll_into_view_if_needed()
+    box = element.bounding_box()
+    status = element.query_selector_all(":scope > .widget-html")
+    if status:  # leave out the status line: its timings belong to this machine, not the README
+        box["height"] = status[-1].bounding_box()["y"] - box["y"]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=path, clip=box)
+    print(f"saved {path} ({Path(path).stat().st_size / 1024:.0f} KB)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notebooks", default=None, help="notebook directory (default notebooks/)")
+    parser.add_argument("--only", default="*", help="glob of notebook names, e.g. '0[2-4]*'")
+    parser.add_argument("--moves", type=int, default=12, help="key presses per slider (>= 10)")
+    parser.add_argument("--all-sliders", action="store_true", help="every slider, not the first")
+    parser.add_argument("--out", default=str(browser.REPO / "benchmarks/results/ui_latency.json"))
+    parser.add_argument("--readme-shot", default=None, metavar="NOTEBOOK:EXPLORER:PATH")
+    args = parser.parse_args(argv)
+    if browser.find_chromium() is None:
+        print(browser.missing_browser_message().capitalize(), file=sys.stderr)
+        return 1
+    source = browser.notebook_dir(args.notebooks)
+    names = [n for n in browser.list_notebooks(source) if fnmatch.fnmatch(n, args.only)]
+    rows, failures = [], {}
+    started = time.perf_counter()
+    with browser.jupyterlab(source) as lab, browser.launch_browser() as chromium:
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        if args.readme_shot:
+            readme_shot(page, lab, args.readme_shot)
+            return 0
+        print_header()
+        for name in names:
+            try:
+                rows += bench_notebook(page, lab, name, args.moves, args.all_sliders)
+            except Exception as err:  # noqa: BLE001  (one broken notebook must not stop the rest)
+                failures[name] = str(err)[:2000]
+                print(f"{name}: FAILED: {str(err)[:300]}", flush=True)
+            lab.shutdown_kernels()
+    frames = [r["key_to_frame_ms"]["median"] for r in rows if r["key_to_frame_ms"]]
+    report = {"goal_median_key_to_frame_ms": GOAL_MS, "machine": platform.platform(),
+              "python": platform.python_version(), "moves_per_slider": args.moves,
+              "seconds": round(time.perf_counter() - started, 1), "explorers": rows,
+              "failures": failures,
+              "meeting_goal": sum(f <= GOAL_MS for f in frames), "measured": len(frames)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{report['meeting_goal']}/{report['measured']} sliders meet the goal "
+          f"(median key press -> new frame <= {GOAL_MS:.0f} ms); report: {args.out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
