@@ -2337,7 +2337,7 @@ def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 
 
     For each length, every repeat runs each (implementation, mode) once in
     turn, so drifts in machine load hit all of them alike; the row keeps the
-    median.  A case whose estimate (its time at the previous length scaled by
+    median and the best time.  A case whose estimate (its time at the previous length scaled by
     the squared length ratio) exceeds ``max_seconds`` per call is skipped and
     says so.  Returns one dict per (implementation, mode, length) with
     ``median_ms``, ``peak_mb``, ``gflops`` (softmax paths) or ``skipped``.
@@ -2371,8 +2371,8 @@ def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 
             if name != "cummax block":
                 gflops = attention_flops(batch, heads, length, head_dim, mode) / (median * 1e6)
             rows.append({"implementation": name, "mode": mode, "length": length,
-                         "median_ms": median, "peak_mb": None if peak is None else peak / 2**20,
-                         "gflops": gflops})
+                         "median_ms": median, "best_ms": min(case["times"][1:]),
+                         "peak_mb": None if peak is None else peak / 2**20, "gflops": gflops})
             previous[name, mode] = (length, median)
             if log:
                 log(f"T={length:5d} {name:>13s} {mode:>16s} {median:10.1f} ms")
