@@ -120,14 +120,6 @@ def train_reversal(scoring: str, num_steps: int = 5, steps: int = 150) -> au.Toy
     return model
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matrices: one thread is enough, and it avoids thread hand-offs on a busy CI runner."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_additive_model_learns_reversal(one_thread):
     model = train_reversal("additive")

@@ -111,14 +111,6 @@ def test_tiny_transformer_rejects_bad_tokens(tokens, error, match):
         _model()(tokens)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matrices: one thread is faster on a busy machine and reproducible on any machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _train_reversal(num_steps: int, steps: int, seed: int = 0) -> au.TinyTransformer:
     model = _model(num_steps=num_steps, seed=seed)
