@@ -1575,6 +1575,7 @@ class AlignmentExplorer(Explorer):
         self.num_steps = next(iter(self.models.values())).num_steps
         blank = np.zeros((self.num_steps, self.num_steps))
         self.grid = HeatmapGrid(blank, "source digit (key)", "output digit (query)",
+                                titles=[" "],  # reserves the title's room in the frozen layout
                                 figsize=(3.6, 3.2), vmin=0.0, vmax=1.0,
                                 xticklabels=["0"] * self.num_steps,
                                 yticklabels=["0"] * self.num_steps)

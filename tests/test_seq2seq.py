@@ -156,3 +156,13 @@ def test_explorer_errors_and_to_cpu():
     assert explorer.to("cpu") is explorer
     assert explorer.device == torch.device("cpu")
     explorer.update(digits="4321", model="concat")
+
+
+def test_explorer_title_stays_inside_the_rendered_figure():
+    """The panel renders the exact canvas (no tight bbox): the title must be inside it."""
+    explorer = make_explorer()
+    explorer.update("4321", "additive")
+    au.figure_png(explorer.fig)  # one Agg draw, as the panel does
+    box = explorer.title.get_window_extent(explorer.fig.canvas.get_renderer())
+    assert explorer.title.get_text().startswith("additive")
+    assert 0 <= box.y0 and box.y1 <= explorer.fig.bbox.height, (box, explorer.fig.bbox)
