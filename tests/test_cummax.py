@@ -101,7 +101,8 @@ def test_source_explorer_update_changes_image(block):
     explorer.update(head=1, channel=2, length=12)  # the default is the last head
     assert not np.array_equal(before, np.array(explorer.pos_image.get_array()))
     explorer.update(head=0, channel=1, length=5)
-    assert explorer.pos_image.get_array().shape == (5, 4)
+    shown = explorer.pos_image.get_array()  # the whole sequence's rows, later ones blank
+    assert shown.shape == (12, 4) and shown.mask[5:].all() and not shown.mask[:5].any()
     assert len(explorer.run_line.get_xdata()) == 5
     assert explorer.to("cpu") is explorer and explorer.device == torch.device("cpu")
 
@@ -115,6 +116,7 @@ def test_cost_explorer_and_helpers():
     after = np.array(line.get_ydata(), float)
     assert (after > before).all()  # twice the batch saves more
     assert set(explorer.results) == {("cpu", 1), ("cpu", 2)}
+    assert explorer.frame_key() == ("cpu", 2)  # the picture depends on nothing else
     assert explorer.to("cpu") is explorer
     cost = explorer.results["cpu", 1]["cummax"]
     assert all(v > 0 for v in cost["forward_ms"] + cost["train_ms"])

@@ -174,6 +174,21 @@ def test_explorer_panel_shows_a_rejected_value_and_keeps_the_figure():
     assert image.value == before
 
 
+def test_explorer_panel_reuses_the_frame_of_a_frame_key_seen_before():
+    class KeyedExplorer(LineExplorer):
+        def frame_key(self):
+            return self.calls[-1]
+
+    slider = widgets.FloatSlider(value=1.0, min=-2, max=2)
+    panel = au.explorer_panel(KeyedExplorer(), {"slope": slider}, gpu=False)
+    image, status = _image_widget(panel), panel.children[-1]
+    first = image.value
+    slider.value = 2.0
+    assert image.value != first and "draw 0 ms" not in status.value
+    slider.value = 1.0
+    assert image.value == first and "draw 0 ms (this frame was drawn before)" in status.value
+
+
 def test_explorer_panel_with_gpu_adds_the_toggle():
     panel = au.explorer_panel(LineExplorer(), {"slope": widgets.FloatSlider()}, gpu=True)
     toggles = [w for box in panel.children if isinstance(box, widgets.HBox)
@@ -294,7 +309,7 @@ def test_nw_explorer_update_changes_image_curve_bars_and_titles(nw_explorer):
     assert not np.allclose(nw_explorer.image.get_array(), image_before)
     assert not np.allclose(nw_explorer.curve.get_ydata(), curve_before)
     np.testing.assert_allclose(nw_explorer.curve.get_ydata(), nw_explorer.y_hat)
-    heights = [bar.get_height() for bar in nw_explorer.bars]
+    heights = [path.vertices[1, 1] for path in nw_explorer.bars.get_paths()]  # top-left corners
     np.testing.assert_allclose(heights, nw_explorer.weights[3], rtol=1e-6)
     assert nw_explorer.image.get_clim() == (0, pytest.approx(nw_explorer.weights.max()))
     assert nw_explorer.mse != mse_before
