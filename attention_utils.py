@@ -49,7 +49,9 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import MaxNLocator
@@ -908,6 +910,16 @@ def _index_ticks(ax_set_ticks: Callable, x: np.ndarray, num: int = 5) -> None:
     ax_set_ticks(positions, [f"{x[i]:.1f}" for i in positions])
 
 
+NW_TICKS = np.linspace(0, 1, 6)  # colour-bar ticks, as fractions of the image's range
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten that is >= ``value`` (> 0)."""
+    value = max(value, 1e-6)
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= value * (1 - 1e-9))
+
+
 class NadarayaWatsonExplorer(Explorer):
     """Kernel width ``sigma`` -> attention weights and fitted curve, side by side.
 
@@ -952,8 +964,10 @@ class NadarayaWatsonExplorer(Explorer):
         ax_w = self.fig.add_subplot(gs[:, 0])
         self.image = ax_w.imshow(weights, cmap="Reds", vmin=0, interpolation="nearest",
                                  aspect="auto")
-        self.colorbar = self.fig.colorbar(self.image, ax=ax_w, shrink=0.9,
-                                          label="weight α(x, xᵢ)")  # plain text: redrawn often
+        # The colour bar shows the scale 0..1 of its own and gets new labels when
+        # the image's range changes: only its labels are redrawn, not the bar.
+        self.colorbar = self.fig.colorbar(ScalarMappable(Normalize(0, 1), "Reds"), ax=ax_w,
+                                          shrink=0.9, ticks=NW_TICKS, label="weight α(x, xᵢ)")
         _index_ticks(ax_w.set_xticks, xs)
         _index_ticks(ax_w.set_yticks, xq)
         ax_w.set_xlabel(r"Keys: training inputs $x_i$ (sorted)")
@@ -1015,7 +1029,9 @@ class NadarayaWatsonExplorer(Explorer):
         q, row = self.query, self.weights[self.query]  # (Tk,)
         xq = float(self.x_query[q])
         self.image.set_data(self.weights)
-        self.image.set_clim(0, max(float(self.weights.max()), 1e-6))
+        vmax = _nice_ceiling(float(self.weights.max()))
+        self.image.set_clim(0, vmax)
+        self.colorbar.set_ticks(NW_TICKS, labels=[f"{vmax * t:.3g}" for t in NW_TICKS])
         self.row_box.set_ydata([q - 0.5, q - 0.5, q + 0.5, q + 0.5, q - 0.5])
         self.weights_title.set_text(f"attention weights (rows sum to 1), σ = {self.sigma:.3g}")
         self.curve.set_ydata(self.y_hat)
@@ -1028,15 +1044,17 @@ class NadarayaWatsonExplorer(Explorer):
             fit += f": mean squared error vs true f = {self.mse:.3f}"
         self.fit_title.set_text(fit)
         self.bars.set_verts(self._bar_verts(row))
-        self.axes[2].set_ylim(0, 1.15 * max(float(row.max()), 1e-6))
+        top = _nice_ceiling(1.15 * float(row.max()))
+        self.axes[2].set_ylim(0, top)
+        self.axes[2].set_yticks([0, top / 2, top], [f"{v:.3g}" for v in (0, top / 2, top)])
         self.row_title.set_text(f"row {q}: weights of query x = {xq:.2f}; largest "
                                 f"{row.max():.2f}, sum {row.sum():.2f}")
 
     def changing_artists(self) -> list[Artist]:
         """Everything but the data points, the true curve and the fixed axes."""
-        return [self.image, self.colorbar.ax.yaxis, self.row_box, self.weights_title, self.curve,
-                self.marker, self.fit_line, self.fit_title, self.bars, self.row_line,
-                self.axes[2].yaxis, self.row_title]
+        return [self.image, *self.colorbar.ax.get_yticklabels(), self.row_box, self.weights_title,
+                self.curve, self.marker, self.fit_line, self.fit_title, self.bars, self.row_line,
+                *self.axes[2].get_yticklabels(), self.row_title]
 
     def to(self, device: torch.device | str) -> NadarayaWatsonExplorer:
         self.device = torch.device(device)

@@ -311,7 +311,10 @@ def test_nw_explorer_update_changes_image_curve_bars_and_titles(nw_explorer):
     np.testing.assert_allclose(nw_explorer.curve.get_ydata(), nw_explorer.y_hat)
     heights = [path.vertices[1, 1] for path in nw_explorer.bars.get_paths()]  # top-left corners
     np.testing.assert_allclose(heights, nw_explorer.weights[3], rtol=1e-6)
-    assert nw_explorer.image.get_clim() == (0, pytest.approx(nw_explorer.weights.max()))
+    low, high = nw_explorer.image.get_clim()  # 1, 2 or 5 times a power of ten, >= the max
+    assert low == 0 and nw_explorer.weights.max() <= high < 2.5 * nw_explorer.weights.max()
+    labels = [label.get_text() for label in nw_explorer.colorbar.ax.get_yticklabels()]
+    assert labels[0] == "0" and float(labels[-1]) == pytest.approx(high)
     assert nw_explorer.mse != mse_before
     assert "row 3" in nw_explorer.row_title.get_text()
     assert nw_explorer.row_box.get_ydata()[0] == 2.5
@@ -403,3 +406,9 @@ def test_softmax_temperature_explorer_rejects_bad_input():
     explorer = au.SoftmaxTemperatureExplorer(torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"temperature .* positive finite number, got -1"):
         explorer.update(temperature=-1)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0.0873, 0.1), (0.1, 0.1), (0.34, 0.5),
+                                                 (1.15, 2.0), (0.6, 1.0), (3e-4, 5e-4)])
+def test_nice_ceiling_rounds_up_to_one_two_five(value, expected):
+    assert au._nice_ceiling(value) == pytest.approx(expected)

@@ -1,18 +1,20 @@
 """Key press -> new figure latency of every explorer, in JupyterLab in Chromium (`make bench-ui`).
 
-For each explorer (``au.explorer_panel``) of each notebook, a slider is moved
-``--moves`` times by keyboard (ArrowRight/ArrowLeft alternately).  In the page,
-``performance.now()`` is taken at the keydown, when the figure's ``src``
-changes (MutationObserver) and at the first animation frame after the new PNG
-is decoded ("frame").  The kernel side, parsed from the explorer's status line
-("compute X ms, draw Y ms"), splits the time into computing, rendering the PNG
-and the rest (comm round trip, browser decode and paint).
+For each explorer (``au.explorer_panel``) of each notebook, the first slider,
+dropdown and combobox are each moved ``--moves`` times by keyboard: a slider
+by an arrow key (towards its far end, back when it gets there), a dropdown by
+ArrowDown/ArrowUp, a combobox by typing its next suggestion and Enter.  In the
+page, ``performance.now()`` is taken at the (last) keydown, when the figure's
+``src`` changes (MutationObserver) and at the first animation frame after the
+new PNG is decoded ("frame").  The kernel side, parsed from the explorer's
+status line ("compute X ms, draw Y ms"), splits the time into computing,
+rendering the PNG and the rest (comm round trip, browser decode and paint).
 
 Writes a JSON report (default benchmarks/results/ui_latency.json) and prints a
 table.  Goal: median key press -> new frame <= 100 ms at default sizes.
 
     python tests/e2e/bench_ui.py [--notebooks DIR] [--only GLOB] [--moves N]
-                                 [--all-sliders] [--out PATH]
+                                 [--all-controls] [--out PATH]
                                  [--readme-shot NOTEBOOK:EXPLORER:PATH]
 """
 
@@ -31,6 +33,7 @@ from pathlib import Path
 import browser
 
 GOAL_MS = 100.0
+TIMED_KINDS = ("slider", "dropdown", "combobox")
 STATUS = re.compile(r"compute ([\d.]+) ms, draw ([\d.]+) ms")
 
 # Resolves with page timestamps of one move: keydown, src change, frame after decode.
@@ -72,20 +75,38 @@ def summary(values: list[float]) -> dict:
             "p90": round(percentile(values, 0.9), 1), "n": len(values)}
 
 
-def measure_slider(page, index: int, control: dict, moves: int) -> dict:
-    """Move one slider ``moves`` times; timings in ms."""
-    handle = browser.control_element(page, index, control)
-    key = browser.slider_direction(handle)
-    other = {"ArrowRight": "ArrowLeft", "ArrowLeft": "ArrowRight"}
+def press_control(page, index: int, control: dict) -> None:
+    """One keyboard move, as a learner makes it: the timed key is the last one pressed.
+
+    Slider: an arrow key (towards the far end).  Dropdown: ArrowDown or ArrowUp
+    on the focused list.  Combobox: type the next suggestion, then Enter (its
+    value is sent on Enter).
+    """
+    element = browser.control_element(page, index, control)
+    kind = control["kind"]
+    if kind == "slider":
+        element.focus()
+        element.press(browser.slider_direction(element))
+    elif kind == "dropdown":
+        last = element.evaluate("s => s.selectedIndex === s.options.length - 1")
+        element.focus()
+        element.press("ArrowUp" if last else "ArrowDown")
+    else:
+        options = element.evaluate("e => [...e.list.options].map(o => o.value)")
+        current = element.input_value()
+        element.fill(options[(options.index(current) + 1) % len(options)]
+                     if current in options else options[0])
+        element.press("Enter")
+
+
+def measure_control(page, index: int, control: dict, moves: int) -> dict:
+    """Move one control ``moves`` times by keyboard; timings in ms."""
     frames, srcs, compute, draw, sizes, shown = [], [], [], [], [], None
     for _ in range(moves):
         previous = browser.status_text(page, index)
         page.evaluate(_ARM_JS, [browser.EXPLORERS, index])
-        handle = browser.control_element(page, index, control)
-        handle.focus()
-        handle.press(key)
+        press_control(page, index, control)
         result = page.evaluate("window.__uiMove")
-        key = other[key]
         if result is None or result["key"] is None:
             continue
         frames.append(result["frame"] - result["key"])
@@ -106,7 +127,8 @@ def measure_slider(page, index: int, control: dict, moves: int) -> dict:
             draw.append(float(match.group(2)))
         page.wait_for_timeout(100)
     rest = [f - c - d for f, c, d in zip(frames, compute, draw, strict=False)]
-    return {"control": control["label"] or f"slider {control['i']}",
+    return {"control": control["label"] or f"{control['kind']} {control['i']}",
+            "kind": control["kind"],
             "key_to_frame_ms": summary(frames), "key_to_src_ms": summary(srcs),
             "compute_ms": summary(compute), "draw_ms": summary(draw),
             "rest_ms": summary(rest),
@@ -115,7 +137,7 @@ def measure_slider(page, index: int, control: dict, moves: int) -> dict:
             "shown_px_width": shown[1] if shown else None}
 
 
-def bench_notebook(page, lab, name: str, moves: int, all_sliders: bool) -> list[dict]:
+def bench_notebook(page, lab, name: str, moves: int, all_controls: bool) -> list[dict]:
     browser.open_notebook(page, lab, name)
     browser.run_all(page)
     errors = browser.error_texts(page)
@@ -124,9 +146,12 @@ def bench_notebook(page, lab, name: str, moves: int, all_sliders: bool) -> list[
     browser.wait_widgets_rendered(page)
     rows = []
     for index in range(browser.explorer_count(page)):
-        sliders = [c for c in browser.controls(page, index) if c["kind"] == "slider"]
-        for control in sliders if all_sliders else sliders[:1]:
-            row = measure_slider(page, index, control, moves)
+        timed = [c for c in browser.controls(page, index) if c["kind"] in TIMED_KINDS]
+        if not all_controls:  # the first control of each kind
+            timed = [c for i, c in enumerate(timed)
+                     if c["kind"] not in {d["kind"] for d in timed[:i]}]
+        for control in timed:
+            row = measure_control(page, index, control, moves)
             rows.append({"notebook": name, "explorer": index, **row})
             print_row(rows[-1])
     return rows
@@ -170,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", default=None, help="notebook directory (default notebooks/)")
     parser.add_argument("--only", default="*", help="glob of notebook names, e.g. '0[2-4]*'")
     parser.add_argument("--moves", type=int, default=12, help="key presses per slider (>= 10)")
-    parser.add_argument("--all-sliders", action="store_true", help="every slider, not the first")
+    parser.add_argument("--all-controls", action="store_true",
+                        help="every slider, dropdown and combobox, not the first of each kind")
     parser.add_argument("--out", default=str(browser.REPO / "benchmarks/results/ui_latency.json"))
     parser.add_argument("--readme-shot", default=None, metavar="NOTEBOOK:EXPLORER:PATH")
     args = parser.parse_args(argv)
@@ -191,20 +217,20 @@ def main(argv: list[str] | None = None) -> int:
         print_header()
         for name in names:
             try:
-                rows += bench_notebook(page, lab, name, args.moves, args.all_sliders)
+                rows += bench_notebook(page, lab, name, args.moves, args.all_controls)
             except Exception as err:  # noqa: BLE001  (one broken notebook must not stop the rest)
                 failures[name] = str(err)[:2000]
                 print(f"{name}: FAILED: {str(err)[:300]}", flush=True)
             lab.shutdown_kernels()
     frames = [r["key_to_frame_ms"]["median"] for r in rows if r["key_to_frame_ms"]]
     report = {"goal_median_key_to_frame_ms": GOAL_MS, "machine": platform.platform(),
-              "python": platform.python_version(), "moves_per_slider": args.moves,
+              "python": platform.python_version(), "moves_per_control": args.moves,
               "seconds": round(time.perf_counter() - started, 1), "explorers": rows,
               "failures": failures,
               "meeting_goal": sum(f <= GOAL_MS for f in frames), "measured": len(frames)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{report['meeting_goal']}/{report['measured']} sliders meet the goal "
+    print(f"\n{report['meeting_goal']}/{report['measured']} controls meet the goal "
           f"(median key press -> new frame <= {GOAL_MS:.0f} ms); report: {args.out}")
     return 1 if failures else 0
 
