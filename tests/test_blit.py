@@ -128,3 +128,10 @@ def test_blit_leaves_the_artists_as_they_were():
     title = ax.set_title("t")
     au.figure_png(fig, changing=[line, title])
     assert line.get_visible() and not line.get_animated() and title.get_alpha() is None
+
+
+def test_png_bytes_is_lossless():
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    png = au.png_bytes(rgb)
+    assert png.startswith(b"\x89PNG")
+    assert (np.asarray(PIL.Image.open(io.BytesIO(png))) == rgb).all()

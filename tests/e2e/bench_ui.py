@@ -3,8 +3,9 @@
 For each explorer (``au.explorer_panel``) of each notebook, the first slider,
 dropdown and combobox are each moved ``--moves`` times by keyboard: a slider
 by an arrow key (towards its far end, back when it gets there), a dropdown by
-ArrowDown/ArrowUp, a combobox by typing its next suggestion and Enter.  In the
-page, ``performance.now()`` is taken at the (last) keydown, when the figure's
+selecting its next option, a combobox by typing its next suggestion and Enter.
+In the page, ``performance.now()`` is taken at the (last) keydown (a
+dropdown's change event), when the figure's
 ``src`` changes (MutationObserver) and at the first animation frame after the
 new PNG is decoded ("frame").  The kernel side, parsed from the explorer's
 status line ("compute X ms, draw Y ms"), splits the time into computing,
@@ -36,13 +37,14 @@ GOAL_MS = 100.0
 TIMED_KINDS = ("slider", "dropdown", "combobox")
 STATUS = re.compile(r"compute ([\d.]+) ms, draw ([\d.]+) ms")
 
-# Resolves with page timestamps of one move: keydown, src change, frame after decode.
-_ARM_JS = """([sel, index]) => {
+# Resolves with page timestamps of one move: the start event (a keydown, or a dropdown's
+# change), src change, frame after decode.
+_ARM_JS = """([sel, index, start]) => {
   const panel = document.querySelectorAll(sel)[index];
   const img = panel.querySelector(':scope > img.widget-image');
   window.__uiMove = new Promise((resolve) => {
     let key = null;
-    window.addEventListener('keydown', () => { key = performance.now(); },
+    window.addEventListener(start, () => { key = performance.now(); },
                             {capture: true, once: true});
     const observer = new MutationObserver(() => {
       const src = performance.now();
@@ -78,9 +80,10 @@ def summary(values: list[float]) -> dict:
 def press_control(page, index: int, control: dict) -> None:
     """One keyboard move, as a learner makes it: the timed key is the last one pressed.
 
-    Slider: an arrow key (towards the far end).  Dropdown: ArrowDown or ArrowUp
-    on the focused list.  Combobox: type the next suggestion, then Enter (its
-    value is sent on Enter).
+    Slider: an arrow key (towards the far end).  Dropdown: the next option is
+    selected (headless Chromium's arrow keys open the list rather than move in
+    it), timed from its change event.  Combobox: type the next suggestion, then
+    Enter (its value is sent on Enter).
     """
     element = browser.control_element(page, index, control)
     kind = control["kind"]
@@ -88,9 +91,7 @@ def press_control(page, index: int, control: dict) -> None:
         element.focus()
         element.press(browser.slider_direction(element))
     elif kind == "dropdown":
-        last = element.evaluate("s => s.selectedIndex === s.options.length - 1")
-        element.focus()
-        element.press("ArrowUp" if last else "ArrowDown")
+        browser.move_control(page, index, control)
     else:
         options = element.evaluate("e => [...e.list.options].map(o => o.value)")
         current = element.input_value()
@@ -104,7 +105,8 @@ def measure_control(page, index: int, control: dict, moves: int) -> dict:
     frames, srcs, compute, draw, sizes, shown = [], [], [], [], [], None
     for _ in range(moves):
         previous = browser.status_text(page, index)
-        page.evaluate(_ARM_JS, [browser.EXPLORERS, index])
+        start = "change" if control["kind"] == "dropdown" else "keydown"
+        page.evaluate(_ARM_JS, [browser.EXPLORERS, index, start])
         press_control(page, index, control)
         result = page.evaluate("window.__uiMove")
         if result is None or result["key"] is None:
@@ -169,7 +171,7 @@ def print_row(row: dict) -> None:
     print(f"{row['notebook'][:28]:<28} {row['explorer']:>2} {row['control'][:16]:<16} "
           f"{med('key_to_frame_ms'):>9.1f} {row['key_to_frame_ms'].get('p90', float('nan')):>7.1f} "
           f"{med('compute_ms'):>8.1f} {med('draw_ms'):>6.0f} {med('rest_ms'):>6.0f} "
-          f"{row['png_kb'] or 0:>7.1f} {row['png_px_width']}/{row['shown_px_width']:>4}",
+          f"{row['png_kb'] or 0:>7.1f} {row['png_px_width'] or 0}/{row['shown_px_width'] or 0:>4}",
           flush=True)
 
 
