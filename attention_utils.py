@@ -2356,7 +2356,8 @@ class TransformerAttentionExplorer(Explorer):
     """Every head of every layer of a :class:`TinyTransformer` trained to reverse sequences.
 
     A ``(num_layers, num_heads)`` grid of attention maps (rows: queries, columns:
-    keys, ticks ``position:token``).  Each panel's title gives the head's mean
+    keys, ticks ``position:token``; the layer labels each row).  Each panel's
+    title names the head and gives its mean
     entropy ``H`` (nats) and its attention-weighted distances from the diagonal
     (``d_diag``) and the anti-diagonal (``d_anti``), see :func:`attention_entropy`
     and :func:`attention_distance`; the figure title shows the model's output.
@@ -2388,7 +2389,9 @@ class TransformerAttentionExplorer(Explorer):
             ax.tick_params(labelsize=8)
             ax.tick_params(axis="x", labelrotation=90)
         self.titles = [ax.set_title(" \n ", fontsize=9) for ax in self.grid.axes.flat]
-        self.suptitle = self.fig.suptitle(" \n ", fontsize=10)
+        self.suptitle = self.fig.suptitle(" ", fontsize=10)
+        self.fig.supxlabel(f"H: entropy (uniform {math.log(self.num_steps):.2f}) · "
+                           "d: mean distance from the (anti-)diagonal", fontsize=9)
         self._draw(tokens, weights, output)
         self.fig.set_layout_engine("constrained")
         freeze_layout(self.fig)
@@ -2431,16 +2434,14 @@ class TransformerAttentionExplorer(Explorer):
         d_diag = attention_distance(weights)  # (L, h)
         d_anti = attention_distance(weights, anti_diagonal=True)  # (L, h)
         for (layer, head), title in zip(np.ndindex(*entropy.shape), self.titles, strict=True):
-            title.set_text(f"layer {layer + 1} · head {head + 1}: H = {entropy[layer, head]:.2f}\n"
+            title.set_text(f"head {head + 1}: H = {entropy[layer, head]:.2f}\n"
                            f"d_diag = {d_diag[layer, head]:.2f} · d_anti = "
                            f"{d_anti[layer, head]:.2f}")
         text_in = "".join(map(str, tokens.tolist()))
         text_out = "".join(map(str, output.tolist()))
         correct = int((output == tokens.flip(0)).sum())
-        self.suptitle.set_text(
-            f"input {text_in} \u2192 output {text_out} ({correct}/{len(labels)} reversed "
-            f"correctly)\nH: entropy (uniform {math.log(len(labels)):.2f});\n"
-            "d: mean distance from the (anti-)diagonal")
+        self.suptitle.set_text(f"input {text_in} \u2192 output {text_out} "
+                               f"({correct}/{len(labels)} reversed correctly)")
 
     def update(self, sequence: object) -> Figure:
         """Run the model on ``sequence`` and redraw every map, title and tick label in place."""
