@@ -2357,10 +2357,11 @@ class TransformerAttentionExplorer(Explorer):
 
     A ``(num_layers, num_heads)`` grid of attention maps (rows: queries, columns:
     keys, ticks ``position:token``; the layer labels each row).  Each panel's
-    title names the head and gives its mean
-    entropy ``H`` (nats) and its attention-weighted distances from the diagonal
-    (``d_diag``) and the anti-diagonal (``d_anti``), see :func:`attention_entropy`
-    and :func:`attention_distance`; the figure title shows the model's output.
+    title names the head and gives its mean entropy ``H`` (nats) and its
+    attention-weighted distances from the diagonal (``d_diag``) and the
+    anti-diagonal (``d_anti``), see :func:`attention_entropy` and
+    :func:`attention_distance`; the figure title shows the model's output and a
+    line below the maps says what H and d are.
     ``sequence`` is a string of digits (e.g. ``"31415926"``) or a list of token
     ids, of length ``num_steps`` (fixed when the explorer is built).
     :meth:`update` runs the model in eval mode on ``self.device`` and changes
