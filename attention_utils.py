@@ -2570,10 +2570,13 @@ def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 
 
     For each length, every repeat runs each (implementation, mode) once in
     turn, so drifts in machine load hit all of them alike; the row keeps the
-    median and the best time.  A case whose estimate (its time at the previous length scaled by
-    the squared length ratio) exceeds ``max_seconds`` per call is skipped and
-    says so.  Returns one dict per (implementation, mode, length) with
-    ``median_ms``, ``peak_mb``, ``gflops`` (softmax paths) or ``skipped``.
+    median and the best time, and ``x_sdpa``, the median over rounds of the
+    time divided by SDPA's time *in the same round* (a paired ratio: the load
+    of that moment cancels).  A case whose estimate (its time at the previous
+    length scaled by the squared length ratio) exceeds ``max_seconds`` per
+    call is skipped and says so.  Returns one dict per (implementation, mode,
+    length) with ``median_ms``, ``best_ms``, ``x_sdpa``, ``peak_mb``,
+    ``gflops`` (softmax paths) or ``skipped``.
     """
     device = torch.device(device)
     rows, previous = [], {}
@@ -2596,15 +2599,19 @@ def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 
         for _ in range(repeats + 1):  # the first round warms up and is discarded
             for case in cases:
                 case["times"].append(timed(case["run"], device)[1])
+        sdpa = {case["mode"]: case["times"][1:] for case in cases if case["name"] == "SDPA"}
         for case in cases:
             name, mode = case["name"], case["mode"]
             median = float(np.median(case["times"][1:]))
+            paired = None if mode not in sdpa else float(np.median(  # same round: same load
+                np.divide(case["times"][1:], sdpa[mode])))
             peak = peak_memory_bytes(case["run"], device)
             gflops = None
             if name != "cummax block":
                 gflops = attention_flops(batch, heads, length, head_dim, mode) / (median * 1e6)
             rows.append({"implementation": name, "mode": mode, "length": length,
                          "median_ms": median, "best_ms": min(case["times"][1:]),
+                         "x_sdpa": paired,
                          "peak_mb": None if peak is None else peak / 2**20, "gflops": gflops})
             previous[name, mode] = (length, median)
             if log:

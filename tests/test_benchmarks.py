@@ -29,5 +29,7 @@ def test_benchmark_rows_cover_every_case_and_skip_with_a_reason():
     assert {(r["implementation"], r["mode"]) for r in first} == {
         (i, m) for i in ("teaching path", "fast path", "SDPA") for m in au.BENCH_MODES}
     assert all(r["median_ms"] > 0 and r["gflops"] > 0 for r in first)
+    assert all(r["x_sdpa"] > 0 for r in first)
+    assert all(r["x_sdpa"] == 1.0 for r in first if r["implementation"] == "SDPA")
     later = [r for r in rows if r["length"] == 64]
     assert later and all("budget" in r["skipped"] for r in later)
