@@ -2560,16 +2560,22 @@ def _run_case(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], mode:
         fn(*inputs).sum().backward()
 
 
+MAX_ROUNDS = 15  # benchmark_attention's rounds at the cheapest lengths
+
+
 def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 8,
                         head_dim: int = 64, repeats: int = 3,
                         implementations: Sequence[str] = BENCH_IMPLEMENTATIONS,
                         modes: Sequence[str] = BENCH_MODES, device: torch.device | str = "cpu",
-                        max_seconds: float = 10.0, log: Callable[[str], None] | None = None,
-                        ) -> list[dict]:
+                        max_seconds: float = 10.0, round_seconds: float = 1.0,
+                        log: Callable[[str], None] | None = None) -> list[dict]:
     """Time and measure every implementation at every length, interleaved.
 
-    For each length, every repeat runs each (implementation, mode) once in
-    turn, so drifts in machine load hit all of them alike; the row keeps the
+    For each length, every round runs each (implementation, mode) once, in an
+    order rotated from round to round, so drifts in machine load and the
+    after-effects of one case on the next hit all of them alike.  There are
+    ``repeats`` rounds after a warm-up round, or more (up to ``MAX_ROUNDS``)
+    where they take under ``round_seconds`` together.  The row keeps the
     median and the best time, and ``x_sdpa``, the median over rounds of the
     time divided by SDPA's time *in the same round* (a paired ratio: the load
     of that moment cancels).  A case whose estimate (its time at the previous
@@ -2596,9 +2602,14 @@ def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 
                     inputs = [x.requires_grad_() for x in inputs]
                 run = functools.partial(_run_case, fn, inputs, mode)
                 cases.append({"name": name, "mode": mode, "run": run, "times": []})
-        for _ in range(repeats + 1):  # the first round warms up and is discarded
-            for case in cases:
+        round_, rounds = 0, repeats
+        while cases and round_ <= rounds:  # round 0 warms up and is discarded
+            for case in cases[round_ % len(cases):] + cases[:round_ % len(cases)]:  # rotated
                 case["times"].append(timed(case["run"], device)[1])
+            if round_ == 0:  # cheap lengths get more rounds: about round_seconds' worth
+                per_round = sum(case["times"][0] for case in cases) / 1e3
+                rounds = max(repeats, min(MAX_ROUNDS, math.floor(round_seconds / per_round)))
+            round_ += 1
         sdpa = {case["mode"]: case["times"][1:] for case in cases if case["name"] == "SDPA"}
         for case in cases:
             name, mode = case["name"], case["mode"]
