@@ -924,6 +924,23 @@ def _index_ticks(ax_set_ticks: Callable, x: np.ndarray, num: int = 5) -> None:
     ax_set_ticks(positions, [f"{x[i]:.1f}" for i in positions])
 
 
+def _fixed_yticks(ax: Axes, low: float, high: float, intervals: int = 4) -> None:
+    """Fit ``low .. high`` (plus 5 %) with ``intervals`` steps of 1, 2 or 5 times a power of ten.
+
+    The ticks then sit at the same heights whatever the data, so an update
+    relabels them rather than redrawing the axis (see :func:`figure_png`).
+    """
+    pad = 0.05 * max(high - low, 1e-6)
+    low, high = low - pad, high + pad
+    step = _nice_ceiling((high - low) / intervals)
+    while math.floor(low / step) * step + intervals * step < high:
+        step = _nice_ceiling(step * 1.01)
+    ticks = math.floor(low / step) * step + step * np.arange(intervals + 1)
+    decimals = max(0, -math.floor(math.log10(step)))
+    ax.set_ylim(ticks[0], ticks[-1])
+    ax.set_yticks(ticks, [f"{t:.{decimals}f}" for t in ticks])
+
+
 NW_TICKS = np.linspace(0, 1, 6)  # colour-bar ticks, as fractions of the image's range
 
 
@@ -1951,10 +1968,11 @@ class MaxSourceExplorer(Explorer):
         freeze_layout(self.fig)
 
     def changing_artists(self) -> list[Artist]:
-        """Images, markers, titles, lines and the line plot's y axis."""
+        """Images, markers, titles, lines and the line plot's y tick labels."""
         return [self.pos_image, self.head_image, *self.markers,
                 *(ax.title for ax in (self.ax_pos, self.ax_head, self.ax_line)),
-                self.value_line, self.run_line, self.score_line, self.ax_line.yaxis]
+                self.value_line, self.run_line, self.score_line,
+                *self.ax_line.get_yticklabels()]
 
     def to(self, device: torch.device | str) -> MaxSourceExplorer:
         self.device = torch.device(device)
@@ -1983,8 +2001,8 @@ class MaxSourceExplorer(Explorer):
         self.ax_pos.set_title(f"head {head}: source position")
         self.ax_head.set_title(f"head {head}: source head (<= {head})")
         self.ax_line.set_title(f"head {head}, channel {channel}")
-        self.ax_line.relim()
-        self.ax_line.autoscale_view(scalex=False)
+        shown = torch.stack([out[head], running[head], score])  # (3, T)
+        _fixed_yticks(self.ax_line, shown.min().item(), shown.max().item())
         return self.fig
 
 

@@ -412,3 +412,17 @@ def test_softmax_temperature_explorer_rejects_bad_input():
                                                  (1.15, 2.0), (0.6, 1.0), (3e-4, 5e-4)])
 def test_nice_ceiling_rounds_up_to_one_two_five(value, expected):
     assert au._nice_ceiling(value) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("low", "high"), [(-1.05, 1.45), (0.0, 0.003), (3.2, 3.3), (-50, -7)])
+def test_fixed_yticks_cover_the_data_with_five_round_ticks(low, high):
+    ax = Figure().add_subplot()
+    au._fixed_yticks(ax, low, high)
+    ticks = ax.get_yticks()
+    bottom, top = ax.get_ylim()
+    assert len(ticks) == 5 and (bottom, top) == (ticks[0], ticks[-1])
+    assert bottom < low and top > high
+    step = ticks[1] - ticks[0]
+    assert step == pytest.approx(au._nice_ceiling(step))  # 1, 2 or 5 times a power of ten
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert all(float(text) == pytest.approx(t, abs=1e-9) for text, t in zip(labels, ticks))
