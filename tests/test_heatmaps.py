@@ -425,4 +425,4 @@ def test_fixed_yticks_cover_the_data_with_five_round_ticks(low, high):
     step = ticks[1] - ticks[0]
     assert step == pytest.approx(au._nice_ceiling(step))  # 1, 2 or 5 times a power of ten
     labels = [label.get_text() for label in ax.get_yticklabels()]
-    assert all(float(text) == pytest.approx(t, abs=1e-9) for text, t in zip(labels, ticks))
+    assert all(float(text) == pytest.approx(t, abs=1e-9) for text, t in zip(labels, ticks, strict=True))
