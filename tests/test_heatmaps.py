@@ -424,5 +424,5 @@ def test_fixed_yticks_cover_the_data_with_five_round_ticks(low, high):
     assert bottom < low and top > high
     step = ticks[1] - ticks[0]
     assert step == pytest.approx(au._nice_ceiling(step))  # 1, 2 or 5 times a power of ten
-    labels = [label.get_text() for label in ax.get_yticklabels()]
-    assert all(float(text) == pytest.approx(t, abs=1e-9) for text, t in zip(labels, ticks, strict=True))
+    labels = [float(label.get_text()) for label in ax.get_yticklabels()]
+    assert labels == pytest.approx(list(ticks), abs=1e-9)
