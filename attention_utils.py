@@ -1114,6 +1114,8 @@ class SoftmaxTemperatureExplorer(Explorer):
                                 yticklabels=yticklabels, annotate=True)
         self.fig = self.grid.fig
         self.title = self.grid.axes[0, 0].title
+        for text in self.grid.texts:
+            text.set_fontsize(9)
         self._contrast_texts()
 
     def _title(self) -> str:
@@ -1123,7 +1125,6 @@ class SoftmaxTemperatureExplorer(Explorer):
         """Printed values in white on dark cells, black on light ones."""
         for text, weight in zip(self.grid.texts, _to_numpy(self.weights).reshape(-1), strict=True):
             text.set_color("white" if weight > 0.55 else "black")
-            text.set_fontsize(9)
 
     def update(self, temperature: float | None = None) -> Figure:
         """Recompute the weights at ``temperature`` (None keeps it); returns the figure."""
@@ -1214,8 +1215,6 @@ class MaskedSoftmaxExplorer(Explorer):
             mask.set_width(num_kv - n)
             mask.set_visible(n < num_kv)
             ax.set_title(title)
-        for text, value in zip(self.grid.texts, weights.reshape(-1), strict=True):
-            text.set_color("white" if value > 0.6 else "black")
         return self.fig
 
     def changing_artists(self) -> list[Artist]:
@@ -1886,12 +1885,22 @@ def max_state_sources(block: MaxStateSuper, x: torch.Tensor) -> tuple[torch.Tens
     with ``positions <= t`` and ``heads <= i``.  This plays the part of
     attention weights, which this block does not have.
     """
+    *_, positions, heads = _running_maxima(block, x)
+    return positions, heads
+
+
+def _running_maxima(block: MaxStateSuper, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``(out, running, score, positions, heads)``, each ``(batch, heads, seq, d_h)``.
+
+    ``out`` is the projection, ``running`` its cummax over positions, ``score``
+    that cummax over heads; ``positions`` and ``heads`` say where each came
+    from (see :func:`max_state_sources`).
+    """
     with torch.no_grad():
         out, _, _ = block.project(x)  # (B, h, T, d_h)
         running, position_index = torch.cummax(out, dim=2)  # 2 x (B, h, T, d_h)
-        head_index = torch.cummax(running, dim=1).indices  # (B, h, T, d_h)
-        positions = position_index.gather(1, head_index)  # (B, h, T, d_h)
-    return positions, head_index
+        score, head_index = torch.cummax(running, dim=1)  # 2 x (B, h, T, d_h)
+    return out, running, score, position_index.gather(1, head_index), head_index
 
 
 class CausalSelfAttention(MultiHeadAttention):
@@ -1983,11 +1992,10 @@ class MaxSourceExplorer(Explorer):
                length: int | None = None) -> Figure:
         head = self.block.heads - 1 if head is None else head
         seq = self.x.shape[1] if length is None else length
-        positions, heads = max_state_sources(self.block, self.x[:, :seq])  # (1, h, T, d_h)
-        with torch.no_grad():
-            out = self.block.project(self.x[:, :seq])[0][0, :, :, channel]  # (h, T)
-        running = torch.cummax(out, dim=1).values  # (h, T)
-        score = torch.cummax(running, dim=0).values[head]  # (T,)
+        # each (1, h, T, d_h)
+        out, running, score, positions, heads = _running_maxima(self.block, self.x[:, :seq])
+        out, running = out[0, :, :, channel], running[0, :, :, channel]  # (h, T)
+        score = score[0, head, :, channel]  # (T,)
         for image, index in ((self.pos_image, positions), (self.head_image, heads)):
             shown = np.ma.masked_all(image.get_array().shape)  # (T_max, d_h), blank below seq
             shown[:seq] = _to_numpy(index[0, head])
@@ -2554,7 +2562,7 @@ def _bench_case(name: str, batch: int, heads: int, length: int, head_dim: int,
                 device: torch.device) -> tuple[Callable[..., torch.Tensor], list[torch.Tensor]]:
     """One implementation as ``(function, inputs)``; heads folded into batch where d2l does."""
     if name == "cummax block":
-        block = MaxStateSuper(heads * head_dim, heads).to(device)  # noqa: F821  (chapter 07)
+        block = MaxStateSuper(heads * head_dim, heads).to(device)
         return block, [torch.randn(batch, length, heads * head_dim, device=device)]
     q, k, v = (torch.randn(batch, heads, length, head_dim, device=device) for _ in range(3))
     if name == "SDPA":

@@ -77,37 +77,18 @@ def summary(values: list[float]) -> dict:
             "p90": round(percentile(values, 0.9), 1), "n": len(values)}
 
 
-def press_control(page, index: int, control: dict) -> None:
-    """One keyboard move, as a learner makes it: the timed key is the last one pressed.
-
-    Slider: an arrow key (towards the far end).  Dropdown: the next option is
-    selected (headless Chromium's arrow keys open the list rather than move in
-    it), timed from its change event.  Combobox: type the next suggestion, then
-    Enter (its value is sent on Enter).
-    """
-    element = browser.control_element(page, index, control)
-    kind = control["kind"]
-    if kind == "slider":
-        element.focus()
-        element.press(browser.slider_direction(element))
-    elif kind == "dropdown":
-        browser.move_control(page, index, control)
-    else:
-        options = element.evaluate("e => [...e.list.options].map(o => o.value)")
-        current = element.input_value()
-        element.fill(options[(options.index(current) + 1) % len(options)]
-                     if current in options else options[0])
-        element.press("Enter")
-
-
 def measure_control(page, index: int, control: dict, moves: int) -> dict:
-    """Move one control ``moves`` times by keyboard; timings in ms."""
+    """Move one control ``moves`` times as a learner would (``browser.move_control``); ms.
+
+    Timing starts at the keydown, or for a dropdown at its change event
+    (headless Chromium's arrow keys open the list rather than move in it).
+    """
     frames, srcs, compute, draw, sizes, shown = [], [], [], [], [], None
     for _ in range(moves):
         previous = browser.status_text(page, index)
         start = "change" if control["kind"] == "dropdown" else "keydown"
         page.evaluate(_ARM_JS, [browser.EXPLORERS, index, start])
-        press_control(page, index, control)
+        browser.move_control(page, index, control)
         result = page.evaluate("window.__uiMove")
         if result is None or result["key"] is None:
             continue
