@@ -33,12 +33,14 @@ import contextlib
 import ctypes
 import functools
 import html
+import itertools
 import math
 import platform
 import random
 import struct
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import ipywidgets as widgets
@@ -48,13 +50,13 @@ import torch
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from torch import nn
 from torch.nn import functional as F
 
@@ -446,10 +448,11 @@ def figure_png(fig: Figure, dpi: int = 80, changing: Sequence[Artist] | None = N
     update changed (children of ``fig`` or of its Axes; an Axes or an Axis
     counts as one artist), the rest of the figure is drawn once into a cached
     background and later calls restore it and draw only those artists, in the
-    order a full draw would use: several times faster, and the same picture
-    (tested).  A background is drawn for each dpi, artist list and set of
-    visible Axes (the last few are kept); a full draw discards them.  PNGs are
-    RGB (figures are opaque), written by :func:`png_bytes`.
+    order a full draw would use, pasting the glyphs of any text drawn before
+    (:func:`_draw_text`): several times faster, and the same picture (tested).
+    A background is drawn for each dpi, artist list and set of visible Axes
+    (the last few are kept); a full draw discards them.  PNGs are RGB (figures
+    are opaque), written by :func:`png_bytes`.
     """
     if fig.dpi != dpi:
         fig.set_dpi(dpi)
@@ -550,7 +553,98 @@ def _blit(fig: Figure, canvas: FigureCanvasAgg, order: list[Artist]) -> None:
         backgrounds[key] = canvas.copy_from_bbox(fig.bbox)
     renderer = canvas.get_renderer()
     for artist in order:
-        artist.draw(renderer)
+        if isinstance(artist, Text):
+            _draw_text(artist, renderer)
+        else:
+            artist.draw(renderer)
+
+
+GLYPH_RUNS_KEPT = 4096  # rendered texts kept by _draw_text (tick labels, titles, ...)
+_glyph_runs: OrderedDict[tuple, list[tuple[np.ndarray, int, int, float]]] = OrderedDict()
+
+
+def _text_key(text: Text, renderer: RendererAgg) -> tuple | None:
+    """Everything that shapes ``text``'s glyphs, or None for texts that are not kept.
+
+    The anchor is in pixels, so a kept text is pasted exactly where it was
+    drawn; colour and alpha are applied when pasting.  Texts with a box, path
+    effects, TeX, wrapping or a clip are drawn afresh every time.
+    """
+    if (text.get_bbox_patch() is not None or text.get_path_effects() or text.get_usetex()
+            or text.get_wrap()
+            or text.get_clip_on() and (text.get_clip_box() or text.get_clip_path())):
+        return None
+    font = text.get_fontproperties()
+    return (text.get_text(), tuple(text.get_transform().transform(text.get_unitless_position())),
+            text.get_rotation(), text.get_rotation_mode(), text.get_horizontalalignment(),
+            text.get_verticalalignment(), text._multialignment, text._linespacing,
+            tuple(font.get_family()), font.get_style(), font.get_variant(), font.get_weight(),
+            font.get_stretch(), font.get_size_in_points(), font.get_file(),
+            text.get_antialiased(), renderer.dpi,
+            get_hinting_flag(), matplotlib.rcParams["text.hinting_factor"],
+            matplotlib.rcParams["text.kerning_factor"])
+
+
+class _TextRecorder:
+    """Stands in for ``RendererAgg.draw_text`` while one Text draws.
+
+    Paints the same pixels and keeps each line as ``(glyph bitmap, x, y,
+    angle)``; a line of mathtext is drawn by Agg and makes the text not kept.
+    """
+
+    def __init__(self, renderer: RendererAgg):
+        self.renderer = renderer
+        self.runs: list[tuple[np.ndarray, int, int, float]] = []
+        self.kept = True
+
+    def __call__(self, gc, x, y, s, prop, angle, ismath=False, mtext=None) -> None:
+        if ismath:
+            self.kept = False
+            RendererAgg.draw_text(self.renderer, gc, x, y, s, prop, angle, ismath, mtext)
+            return
+        font = self.renderer._prepare_font(prop)
+        font.set_text(s, 0, flags=get_hinting_flag())
+        font.draw_glyphs_to_bitmap(antialiased=gc.get_antialiased())
+        descent = font.get_descent() / 64
+        x_offset, y_offset = font.get_bitmap_offset()
+        x = round(x + x_offset / 64 + descent * math.sin(math.radians(angle)))
+        y = round(y + y_offset / 64 + descent * math.cos(math.radians(angle))) + 1
+        glyphs = np.array(font.get_image())  # a copy: the font's buffer is reused
+        self.renderer._renderer.draw_text_image(glyphs, x, y, angle, gc)
+        self.runs.append((glyphs, x, y, angle))
+
+
+def _draw_text(text: Text, renderer: RendererAgg) -> None:
+    """``text.draw(renderer)``, pasting the glyphs of a text drawn before instead of
+    laying it out and rasterising it again (tick labels and titles repeat as a
+    slider moves back and forth).  Same pixels; the last :data:`GLYPH_RUNS_KEPT`
+    texts are kept.
+    """
+    key = _text_key(text, renderer) if text.get_visible() and text.get_text() else None
+    if key is None:
+        text.draw(renderer)
+        return
+    runs = _glyph_runs.get(key)
+    if runs is None:
+        recorder = _TextRecorder(renderer)
+        renderer.draw_text = recorder  # this renderer only, while this text draws
+        try:
+            text.draw(renderer)
+        finally:
+            del renderer.draw_text
+        if recorder.kept:
+            _glyph_runs[key] = recorder.runs
+            if len(_glyph_runs) > GLYPH_RUNS_KEPT:
+                _glyph_runs.popitem(last=False)  # the least recently used
+        return
+    _glyph_runs.move_to_end(key)
+    gc = renderer.new_gc()
+    gc.set_foreground(text.get_color())
+    gc.set_alpha(text.get_alpha())
+    gc.set_antialiased(text.get_antialiased())
+    for glyphs, x, y, angle in runs:
+        renderer._renderer.draw_text_image(glyphs, x, y, angle, gc)
+    gc.restore()
 
 
 class Explorer:
@@ -2410,11 +2504,18 @@ class TransformerAttentionExplorer(Explorer):
         for (layer, head), ax in np.ndenumerate(self.grid.axes):
             if head == 0:
                 ax.set_ylabel(f"layer {layer + 1}\nquery position:token")
+        self.token_labels = self._labels(tokens)  # what the shared tick formatter shows
+        position_token = FuncFormatter(lambda x, _pos: self.token_labels[round(x)])
         for ax in self.grid.axes.flat:  # one tick per position, labelled position:token
             ax.set_xticks(range(self.num_steps))
             ax.set_yticks(range(self.num_steps))
+            ax.xaxis.set_major_formatter(position_token)
+            ax.yaxis.set_major_formatter(position_token)
             ax.tick_params(labelsize=8)
             ax.tick_params(axis="x", labelrotation=90)
+        self.tick_labels = [  # the bottom row's key labels, then the left column's query labels
+            *(label for ax in self.grid.axes[-1] for label in ax.get_xticklabels()),
+            *(label for ax in self.grid.axes[:, 0] for label in ax.get_yticklabels())]
         self.titles = [ax.set_title(" \n ", fontsize=9) for ax in self.grid.axes.flat]
         self.suptitle = self.fig.suptitle(" ", fontsize=10)
         self.fig.supxlabel(f"H: entropy (uniform {math.log(self.num_steps):.2f}) · "
@@ -2451,12 +2552,14 @@ class TransformerAttentionExplorer(Explorer):
         weights = torch.stack([w[0] for w in self.model.attention_weights])  # (L, h, T, T)
         return weights.cpu(), logits[0].argmax(-1).cpu()  # (L, h, T, T), (T,)
 
+    @staticmethod
+    def _labels(tokens: torch.Tensor) -> list[str]:
+        return [f"{i}:{t}" for i, t in enumerate(tokens.tolist())]
+
     def _draw(self, tokens: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> None:
-        labels = [f"{i}:{t}" for i, t in enumerate(tokens.tolist())]
-        for ax in self.grid.axes[-1]:
-            ax.set_xticklabels(labels)
-        for ax in self.grid.axes[:, 0]:
-            ax.set_yticklabels(labels)
+        self.token_labels = labels = self._labels(tokens)
+        for label, text in zip(self.tick_labels, itertools.cycle(labels)):  # what a redraw shows
+            label.set_text(text)
         entropy = attention_entropy(weights)  # (L, h)
         d_diag = attention_distance(weights)  # (L, h)
         d_anti = attention_distance(weights, anti_diagonal=True)  # (L, h)
@@ -2479,9 +2582,7 @@ class TransformerAttentionExplorer(Explorer):
         return self.fig
 
     def changing_artists(self) -> list[Artist]:
-        return [*self.grid.changing_artists(), *self.titles, self.suptitle,
-                *(label for ax in self.grid.axes[-1] for label in ax.get_xticklabels()),
-                *(label for ax in self.grid.axes[:, 0] for label in ax.get_yticklabels())]
+        return [*self.grid.changing_artists(), *self.titles, self.suptitle, *self.tick_labels]
 
     def to(self, device: torch.device | str) -> TransformerAttentionExplorer:
         """Move the model (and so every later forward pass) to ``device``."""

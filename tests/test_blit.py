@@ -4,7 +4,8 @@ Every explorer declares, in ``changing_artists``, what its ``update`` changes;
 ``explorer_panel`` then redraws only those over a cached background.  If an
 explorer changed anything it did not declare, the blitted frame would show
 stale pixels: these tests draw each explorer both ways after updates that move
-every control and compare the pixels.
+every control and compare the pixels.  The moves are made twice: the second
+time every text is pasted from the glyphs kept the first time.
 """
 
 import io
@@ -92,7 +93,7 @@ def _transformer():
 def test_blitted_frames_equal_full_draws(make):
     explorer, moves = make()
     au.figure_png(explorer.fig, changing=explorer.changing_artists())  # caches the background
-    for params in moves:
+    for params in [*moves, *moves]:  # the second round pastes kept texts
         explorer.update(**params)
         blit = _pixels(au.figure_png(explorer.fig, changing=explorer.changing_artists()))
         full = _pixels(au.figure_png(explorer.fig))
@@ -135,3 +136,56 @@ def test_png_bytes_is_lossless():
     png = au.png_bytes(rgb)
     assert png.startswith(b"\x89PNG")
     assert (np.asarray(PIL.Image.open(io.BytesIO(png))) == rgb).all()
+
+
+def _text_figure():
+    fig = Figure(figsize=(2.5, 2))
+    ax = fig.add_subplot()
+    ax.set_xticks([0, 0.5, 1], ["0:3", "1:4", "2:1"], rotation=90)
+    texts = [ax.set_title("head 1: H = 1.23\nd = 0.45", fontsize=9),
+             ax.text(0.5, 0.5, "plain", color="tab:red", alpha=0.6, ha="center"),
+             fig.suptitle("input 314 -> output 413"), *ax.get_xticklabels()]
+    return fig, texts
+
+
+def test_kept_texts_are_pasted_with_the_same_pixels(monkeypatch):
+    monkeypatch.setattr(au, "_glyph_runs", type(au._glyph_runs)())
+    fig, texts = _text_figure()
+    first = au.figure_png(fig, changing=texts)
+    assert len(au._glyph_runs) == len(texts)
+    second = au.figure_png(fig, changing=texts)  # every text pasted
+    assert second == first
+    assert (_pixels(second) == _pixels(au.figure_png(fig))).all()
+    assert "draw_text" not in vars(fig.canvas.get_renderer())  # the stand-in is gone
+
+
+@pytest.mark.parametrize("change", [
+    lambda text: text.set_color("blue"), lambda text: text.set_fontsize(12),
+    lambda text: text.set_position((0.2, 0.3)), lambda text: text.set_rotation(30),
+    lambda text: text.set_text("other"), lambda text: text.set_alpha(0.2)],
+    ids=["color", "size", "position", "rotation", "text", "alpha"])
+def test_a_changed_text_is_drawn_afresh(change):
+    fig, texts = _text_figure()
+    au.figure_png(fig, changing=texts)
+    change(texts[1])
+    assert (_pixels(au.figure_png(fig, changing=texts)) == _pixels(au.figure_png(fig))).all()
+
+
+def test_mathtext_and_clipped_texts_are_not_kept(monkeypatch):
+    monkeypatch.setattr(au, "_glyph_runs", type(au._glyph_runs)())
+    fig, texts = _text_figure()
+    texts[1].set_text("$\\sqrt{d}$")
+    texts[2].set_clip_box(fig.bbox)
+    au.figure_png(fig, changing=texts)
+    kept = {key[0] for key in au._glyph_runs}
+    assert "$\\sqrt{d}$" not in kept and texts[2].get_text() not in kept
+    assert texts[0].get_text() in kept
+
+
+def test_only_the_last_texts_are_kept(monkeypatch):
+    monkeypatch.setattr(au, "_glyph_runs", type(au._glyph_runs)())
+    monkeypatch.setattr(au, "GLYPH_RUNS_KEPT", 3)
+    fig, texts = _text_figure()
+    au.figure_png(fig, changing=texts)
+    drawn = [artist.get_text() for artist in au._draw_order(fig, texts) if artist in texts]
+    assert [key[0] for key in au._glyph_runs] == drawn[-3:]

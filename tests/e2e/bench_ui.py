@@ -10,6 +10,9 @@ dropdown's change event), when the figure's
 new PNG is decoded ("frame").  The kernel side, parsed from the explorer's
 status line ("compute X ms, draw Y ms"), splits the time into computing,
 rendering the PNG and the rest (comm round trip, browser decode and paint).
+Moves that show a picture not shown before in the run are also summarised
+alone ("new"): figure_png pastes the glyphs of texts it drew before, so a
+value seen again (a slider swept back) draws faster than a new one.
 
 Writes a JSON report (default benchmarks/results/ui_latency.json) and prints a
 table.  Goal: median key press -> new frame <= 100 ms at default sizes.
@@ -77,6 +80,11 @@ def summary(values: list[float]) -> dict:
             "p90": round(percentile(values, 0.9), 1), "n": len(values)}
 
 
+def _picture(page, index: int) -> str:
+    """A digest of the PNG the explorer shows (without its blob URL)."""
+    return browser.figure_hash(page, index).rsplit("|", 1)[-1]
+
+
 def measure_control(page, index: int, control: dict, moves: int) -> dict:
     """Move one control ``moves`` times as a learner would (``browser.move_control``); ms.
 
@@ -84,6 +92,7 @@ def measure_control(page, index: int, control: dict, moves: int) -> dict:
     (headless Chromium's arrow keys open the list rather than move in it).
     """
     frames, srcs, compute, draw, sizes, shown = [], [], [], [], [], None
+    new_frames, seen = [], {_picture(page, index)}
     for _ in range(moves):
         previous = browser.status_text(page, index)
         start = "change" if control["kind"] == "dropdown" else "keydown"
@@ -93,6 +102,10 @@ def measure_control(page, index: int, control: dict, moves: int) -> dict:
         if result is None or result["key"] is None:
             continue
         frames.append(result["frame"] - result["key"])
+        picture = _picture(page, index)
+        if picture not in seen:
+            new_frames.append(frames[-1])
+            seen.add(picture)
         srcs.append(result["src"] - result["key"])
         shown = (result["width"], result["shown"])
         sizes.append(page.evaluate(_PNG_BYTES_JS, result["url"]))
@@ -112,7 +125,8 @@ def measure_control(page, index: int, control: dict, moves: int) -> dict:
     rest = [f - c - d for f, c, d in zip(frames, compute, draw, strict=False)]
     return {"control": control["label"] or f"{control['kind']} {control['i']}",
             "kind": control["kind"],
-            "key_to_frame_ms": summary(frames), "key_to_src_ms": summary(srcs),
+            "key_to_frame_ms": summary(frames), "new_picture_key_to_frame_ms": summary(new_frames),
+            "key_to_src_ms": summary(srcs),
             "compute_ms": summary(compute), "draw_ms": summary(draw),
             "rest_ms": summary(rest),
             "png_kb": round(statistics.median(sizes) / 1024, 1) if sizes else None,
@@ -141,7 +155,7 @@ def bench_notebook(page, lab, name: str, moves: int, all_controls: bool) -> list
 
 
 def print_header() -> None:
-    print(f"{'notebook':<28} {'ex':>2} {'control':<16} {'frame med':>9} {'p90':>7} "
+    print(f"{'notebook':<28} {'ex':>2} {'control':<16} {'frame med':>9} {'p90':>7} {'new (n)':>10} "
           f"{'compute':>8} {'draw':>6} {'rest':>6} {'png KB':>7} {'px/shown':>9}")
 
 
@@ -149,8 +163,10 @@ def print_row(row: dict) -> None:
     def med(key):
         return row[key].get("median", float("nan"))
 
+    new = row["new_picture_key_to_frame_ms"]
     print(f"{row['notebook'][:28]:<28} {row['explorer']:>2} {row['control'][:16]:<16} "
           f"{med('key_to_frame_ms'):>9.1f} {row['key_to_frame_ms'].get('p90', float('nan')):>7.1f} "
+          f"{med('new_picture_key_to_frame_ms'):>5.1f} ({new.get('n', 0):>2}) "
           f"{med('compute_ms'):>8.1f} {med('draw_ms'):>6.0f} {med('rest_ms'):>6.0f} "
           f"{row['png_kb'] or 0:>7.1f} {row['png_px_width'] or 0}/{row['shown_px_width'] or 0:>4}",
           flush=True)
