@@ -477,10 +477,10 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     """
     height, width, _ = rgb.shape
     rows = np.zeros((height, 1 + 3 * width), np.uint8)  # each row: filter byte 0, then pixels
-    rows[:, 1:] = rgb.reshape(height, -1)
+    rows[:, 1:].reshape(height, width, 3)[...] = rgb  # one copy, even from a strided RGBA view
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _png_chunk(b"IEND", b""))
+            + _png_chunk(b"IDAT", zlib.compress(rows, 1)) + _png_chunk(b"IEND", b""))
 
 
 def _draw_order(fig: Figure, changing: Sequence[Artist]) -> list[Artist]:
