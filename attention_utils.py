@@ -568,10 +568,11 @@ def _text_key(text: Text, renderer: RendererAgg) -> tuple | None:
 
     The anchor is in pixels, so a kept text is pasted exactly where it was
     drawn; colour and alpha are applied when pasting.  Texts with a box, path
-    effects, TeX, wrapping or a clip are drawn afresh every time.
+    effects, TeX, wrapping or a clip, and subclasses (an Annotation draws its
+    arrow too), are drawn afresh every time.
     """
-    if (text.get_bbox_patch() is not None or text.get_path_effects() or text.get_usetex()
-            or text.get_wrap()
+    if (type(text) is not Text or text.get_bbox_patch() is not None
+            or text.get_path_effects() or text.get_usetex() or text.get_wrap()
             or text.get_clip_on() and (text.get_clip_box() or text.get_clip_path())):
         return None
     font = text.get_fontproperties()

@@ -171,15 +171,17 @@ def test_a_changed_text_is_drawn_afresh(change):
     assert (_pixels(au.figure_png(fig, changing=texts)) == _pixels(au.figure_png(fig))).all()
 
 
-def test_mathtext_and_clipped_texts_are_not_kept(monkeypatch):
+def test_mathtext_clipped_texts_and_annotations_are_not_kept(monkeypatch):
     monkeypatch.setattr(au, "_glyph_runs", type(au._glyph_runs)())
     fig, texts = _text_figure()
     texts[1].set_text("$\\sqrt{d}$")
     texts[2].set_clip_box(fig.bbox)
-    au.figure_png(fig, changing=texts)
+    note = fig.axes[0].annotate("note", (0.2, 0.2), (0.6, 0.8), arrowprops={"arrowstyle": "->"})
+    first = au.figure_png(fig, changing=[*texts, note])
     kept = {key[0] for key in au._glyph_runs}
-    assert "$\\sqrt{d}$" not in kept and texts[2].get_text() not in kept
+    assert not kept & {"$\\sqrt{d}$", texts[2].get_text(), "note"}
     assert texts[0].get_text() in kept
+    assert au.figure_png(fig, changing=[*texts, note]) == first  # the arrow is drawn again
 
 
 def test_only_the_last_texts_are_kept(monkeypatch):
