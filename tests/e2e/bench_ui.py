@@ -80,11 +80,6 @@ def summary(values: list[float]) -> dict:
             "p90": round(percentile(values, 0.9), 1), "n": len(values)}
 
 
-def _picture(page, index: int) -> str:
-    """A digest of the PNG the explorer shows (without its blob URL)."""
-    return browser.figure_hash(page, index).rsplit("|", 1)[-1]
-
-
 def measure_control(page, index: int, control: dict, moves: int) -> dict:
     """Move one control ``moves`` times as a learner would (``browser.move_control``); ms.
 
@@ -92,7 +87,7 @@ def measure_control(page, index: int, control: dict, moves: int) -> dict:
     (headless Chromium's arrow keys open the list rather than move in it).
     """
     frames, srcs, compute, draw, sizes, shown = [], [], [], [], [], None
-    new_frames, seen = [], {_picture(page, index)}
+    new_frames, seen = [], {browser.png_digest(browser.figure_hash(page, index))}
     for _ in range(moves):
         previous = browser.status_text(page, index)
         start = "change" if control["kind"] == "dropdown" else "keydown"
@@ -102,7 +97,7 @@ def measure_control(page, index: int, control: dict, moves: int) -> dict:
         if result is None or result["key"] is None:
             continue
         frames.append(result["frame"] - result["key"])
-        picture = _picture(page, index)
+        picture = browser.png_digest(browser.figure_hash(page, index))
         if picture not in seen:
             new_frames.append(frames[-1])
             seen.add(picture)

@@ -406,6 +406,11 @@ def figure_hash(page, index: int) -> str:
     return page.evaluate(_FIGURE_HASH_JS, [EXPLORERS, index])
 
 
+def png_digest(figure_hash_value: str) -> str:
+    """The digest of the PNG in a :func:`figure_hash` (its blob URL left out)."""
+    return figure_hash_value.rsplit("|", 1)[-1]
+
+
 def status_text(page, index: int) -> str:
     html = explorer(page, index).query_selector_all(":scope > .widget-html")
     return html[-1].inner_text() if html else ""
@@ -463,7 +468,7 @@ def wait_figure_change(page, index: int, before: str, timeout: float = 15.0) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         current = figure_hash(page, index)
-        if current.split("|")[1] != before.split("|")[1]:
+        if png_digest(current) != png_digest(before):
             return current
         page.wait_for_timeout(100)
     return None
