@@ -19,6 +19,8 @@ import platform
 import torch
 
 import attention_utils as au
+from attention_lab.benchmark import benchmark_attention
+from attention_lab.measure import matmul_peak_gflops
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -96,11 +98,11 @@ def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
     au.set_seed(0)
-    peak = au.matmul_peak_gflops(device=device)
+    peak = matmul_peak_gflops(device=device)
     print(f"device: {au.device_name(device)}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; float32 matmul peak {peak:.0f} GFLOP/s")
-    rows = au.benchmark_attention(args.lengths, repeats=args.repeats, device=device,
-                                  max_seconds=args.max_seconds, log=print)
+    rows = benchmark_attention(args.lengths, repeats=args.repeats, device=device,
+                               max_seconds=args.max_seconds, log=print)
     print("\n".join(ratio_table(rows) + goal_lines(rows)))
     print("peak MiB: memory above the level before the call (CPU: resident high-water mark; "
           "CUDA: max_memory_allocated). 'n/a' ratios: SDPA's peak is under 1 MiB.")

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from attention_lab.models.cummax import MaxStateSuper
+
 
 @pytest.fixture
 def one_thread():
@@ -11,3 +13,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def block() -> MaxStateSuper:
+    """A seeded cumulative-max block: width 16, 4 heads."""
+    torch.manual_seed(0)
+    return MaxStateSuper(16, 4)

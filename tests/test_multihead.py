@@ -1,8 +1,5 @@
-"""Multi-head attention (chapter 05): parity with d2l 1.0.3, torch.nn.MultiheadAttention and
-F.scaled_dot_product_attention, the need_weights=False fast path, input checks, the head
-transpositions and the chapter's explorer."""
+"""attention_utils multi-head attention: d2l, PyTorch and SDPA parity, the fast path (05)."""
 
-import numpy as np
 import pytest
 import torch
 from d2l import torch as d2l
@@ -13,7 +10,6 @@ from torch.nn import functional as F
 
 import attention_utils as au
 
-# (batch, num_queries, num_kv, num_heads, d_h, seed)
 SHAPES = st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 6), st.sampled_from(
     [1, 2, 3, 4]), st.integers(1, 4), st.integers(0, 2**16))
 
@@ -50,9 +46,6 @@ def _per_head_sdpa(layer, queries, keys, values, **sdpa_kwargs):
     return layer.W_o(out.transpose(1, 2).reshape(queries.shape[0], queries.shape[1], -1))
 
 
-# ---------------------------------------------------------------------------- parity: d2l
-
-
 @settings(max_examples=30, deadline=None)
 @given(SHAPES, st.booleans(), st.booleans())
 def test_matches_d2l(shape, per_query_lens, bias):
@@ -72,9 +65,6 @@ def test_matches_d2l(shape, per_query_lens, bias):
     torch.testing.assert_close(  # d2l keeps (B*h, Tq, Tk); ours is (B, h, Tq, Tk)
         ours.attention_weights,
         theirs.attention.attention_weights.reshape(batch, num_heads, num_queries, num_kv))
-
-
-# ---------------------------------------------------------------------------- parity: PyTorch
 
 
 def _torch_mha(ours, num_hiddens, num_heads, bias):
@@ -145,9 +135,6 @@ def test_causal_valid_lens_match_sdpa_is_causal(num_heads):
     with torch.no_grad():
         torch.testing.assert_close(ours(x, x, x, causal_lens),
                                    _per_head_sdpa(ours, x, x, x, is_causal=True))
-
-
-# ---------------------------------------------------------------------------- fast path
 
 
 @pytest.mark.parametrize("valid_lens", [None, [0, 3], [4, 0], [[0, 1, 4], [2, 0, 3]]],
@@ -223,9 +210,6 @@ def test_fast_path_on_cuda_matches_cpu():
                                    atol=1e-3, rtol=1e-3)
 
 
-# ---------------------------------------------------------------------------- checks
-
-
 def test_num_heads_must_divide_num_hiddens():
     with pytest.raises(ValueError, match=r"num_hiddens=10 and num_heads=3"):
         au.MultiHeadAttention(10, 3)
@@ -257,9 +241,6 @@ def test_forward_does_not_mutate_inputs():
         assert torch.equal(before, after)
 
 
-# ---------------------------------------------------------------------------- transpositions
-
-
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 5), st.sampled_from([1, 2, 3, 4]), st.integers(1, 3))
 def test_transpose_qkv_round_trip_and_layout(batch, n, num_heads, d_h):
@@ -270,103 +251,3 @@ def test_transpose_qkv_round_trip_and_layout(batch, n, num_heads, d_h):
         for i in range(num_heads):
             assert torch.equal(folded[b * num_heads + i], X[b, :, i * d_h:(i + 1) * d_h])
     assert torch.equal(au.transpose_output(folded, num_heads), X)
-
-
-# ---------------------------------------------------------------------------- explorer
-
-
-def test_token_embeddings_are_seeded_per_token_and_leave_global_rng_alone():
-    state = torch.get_rng_state()
-    X = au.token_embeddings([["a", "b", "a"], ["b", "c", "c"]], 5, seed=1)
-    assert torch.equal(torch.get_rng_state(), state)
-    assert X.shape == (2, 3, 5)
-    assert torch.equal(X[0, 0], X[0, 2]) and torch.equal(X[0, 1], X[1, 0])
-    assert torch.equal(X, au.token_embeddings([["a", "b", "a"], ["b", "c", "c"]], 5, seed=1))
-    with pytest.raises(ValueError, match=r"same number of tokens.*\[2, 1\]"):
-        au.token_embeddings([["a", "b"], ["c"]], 5)
-
-
-def _arrays(explorer):
-    return [np.array(image.get_array()) for row in explorer.images for image in row]
-
-
-def test_explorer_defaults():
-    explorer = au.MultiHeadExplorer()
-    assert explorer.head_choices == [1, 2, 4, 8]
-    assert explorer.valid_lens == [6, 3]
-    assert explorer.axes.shape == (2, 8) and explorer.num_heads == 8
-    assert all(ax.get_visible() for ax in explorer.axes.flat)
-    explorer.update(num_heads=2)
-    for row in explorer.axes:
-        assert [ax.get_visible() for ax in row] == [True] * 2 + [False] * 6
-    assert np.allclose(_arrays(explorer)[explorer.max_heads][:, 3:], 0)  # sentence 2's padding
-
-
-def test_explorer_update_changes_image_data_in_place():
-    explorer = au.MultiHeadExplorer()
-    fig, images, before = explorer.fig, explorer.images, _arrays(explorer)
-    assert explorer.update(valid_len_0=2) is fig
-    after = _arrays(explorer)
-    assert not np.allclose(before[0], after[0])
-    assert np.allclose(after[0][:, 2:], 0) and np.allclose(after[0].sum(1), 1)
-    assert np.allclose(before[8], after[8])  # sentence 2 untouched
-    explorer.update(num_heads=8, valid_len_1=0)
-    assert explorer.images is images
-    assert all(ax.get_visible() for ax in explorer.axes.flat)
-    assert np.allclose(_arrays(explorer)[8:], 0)  # valid length 0: all-zero weights
-    assert explorer.title.get_text().startswith("num_heads = 8 (d_h = 2)")
-
-
-def test_explorer_heads_rebuild_weights_deterministically():
-    explorer = au.MultiHeadExplorer(num_heads=2)
-    first, weight = _arrays(explorer), explorer.layer.W_q.weight.clone()
-    explorer.update(num_heads=4)
-    assert torch.equal(explorer.layer.W_q.weight, weight)  # same matrices, split differently
-    assert not np.allclose(first[0], _arrays(explorer)[0])
-    explorer.update(num_heads=2)
-    for a, b in zip(first[:2] + first[8:10], _arrays(explorer)[:2] + _arrays(explorer)[8:10],
-                    strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert np.array_equal(_arrays(au.MultiHeadExplorer(num_heads=2))[0], first[0])
-
-
-def test_explorer_weights_match_a_fresh_layer():
-    explorer = au.MultiHeadExplorer(num_heads=4)
-    torch.manual_seed(explorer.seed)
-    layer = au.MultiHeadAttention(16, 4, query_size=16, key_size=16, value_size=16)
-    layer(explorer.X, explorer.X, explorer.X, torch.tensor(explorer.valid_lens))
-    torch.testing.assert_close(explorer.weights(), layer.attention_weights.detach())
-
-
-def test_explorer_rejects_bad_settings():
-    explorer = au.MultiHeadExplorer()
-    with pytest.raises(ValueError, match=r"num_heads must be one of \[1, 2, 4, 8\].*got 3"):
-        explorer.update(num_heads=3)
-    with pytest.raises(ValueError, match=r"valid_len_1 must lie in 0 \.\. 6, got 7"):
-        explorer.update(valid_len_1=7)
-    assert explorer.valid_lens == [6, 3]  # a rejected update changes nothing
-    with pytest.raises(TypeError, match="unknown argument 'valid_len_2'"):
-        explorer.update(valid_len_2=1)
-    with pytest.raises(ValueError, match="max_heads must divide num_hiddens"):
-        au.MultiHeadExplorer(num_hiddens=12, max_heads=8)
-
-
-def test_explorer_to_cpu():
-    explorer = au.MultiHeadExplorer()
-    before = _arrays(explorer)
-    assert explorer.to("cpu") is explorer and explorer.device == torch.device("cpu")
-    explorer.update()
-    assert all(np.array_equal(a, b) for a, b in zip(before, _arrays(explorer), strict=True))
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_explorer_on_cuda_matches_cpu():
-    explorer = au.MultiHeadExplorer(num_heads=8)
-    before = _arrays(explorer)
-    explorer.to("cuda")
-    assert explorer.layer.W_q.weight.is_cuda and explorer.X.is_cuda
-    explorer.update(num_heads=4)
-    explorer.update(num_heads=8)
-    assert explorer.layer.W_q.weight.is_cuda
-    for a, b in zip(before, _arrays(explorer), strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)

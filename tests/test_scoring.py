@@ -1,9 +1,7 @@
-"""Scoring functions (chapters 03-04): parity with d2l 1.0.3 and PyTorch, input checks,
-low precision, and the two chapters' explorers."""
+"""attention_utils scoring: additive, dot-product, bilinear, scaled_dot_product (chapters 03-04)."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from d2l import torch as d2l
@@ -30,9 +28,6 @@ def _copy_additive_weights(ours, theirs):
     with torch.no_grad():
         for name in ("W_q", "W_k", "w_v"):
             getattr(theirs, name).weight.copy_(getattr(ours, name).weight)
-
-
-# ---------------------------------------------------------------------------- parity: d2l
 
 
 @settings(max_examples=20, deadline=None)
@@ -102,9 +97,6 @@ def test_d2l_chapter_example_uniform_over_valid_keys():
     torch.testing.assert_close(attention.attention_weights, expected)
 
 
-# ---------------------------------------------------------------------------- parity: PyTorch
-
-
 @settings(max_examples=20, deadline=None)
 @given(SHAPES)
 def test_dot_product_matches_torch_sdpa_with_boolean_mask(shape):
@@ -169,9 +161,6 @@ def test_bilinear_with_identity_is_plain_dot_product():
                                dot(queries, keys, values, valid_lens))
 
 
-# ---------------------------------------------------------------------------- fast path
-
-
 @pytest.mark.parametrize("scaled", [True, False])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_fast_path_equals_teaching_path(scaled, dtype):
@@ -186,9 +175,6 @@ def test_fast_path_equals_teaching_path(scaled, dtype):
     torch.testing.assert_close(fast, slow, **tol)
     assert torch.all(fast[0] == 0) and torch.all(slow[0] == 0)
     assert fast.dtype == dtype and torch.isfinite(fast).all()
-
-
-# ---------------------------------------------------------------------------- input checks
 
 
 def _models():
@@ -255,9 +241,6 @@ def test_scaled_dot_product_errors_name_the_shapes():
                               mask=torch.ones(4))
 
 
-# ---------------------------------------------------------------------------- precision, purity
-
-
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
 def test_low_precision_forward_is_finite(model, dtype):
@@ -291,135 +274,3 @@ def test_models_move_with_to_cpu():
     queries, keys, values, valid_lens = _random_batch(2, 3, 5, 3, 2, seed=10)
     for model in _models():
         assert model.to("cpu")(queries, keys, values, valid_lens).device.type == "cpu"
-
-
-# ---------------------------------------------------------------------------- chapter 03 explorer
-
-
-def test_additive_example_inputs():
-    queries, keys, values = au.additive_example_inputs(distinct_keys=False)
-    assert queries.shape == (2, 1, 20) and torch.all(keys == 1) and values.shape == (2, 10, 4)
-    _, distinct, _ = au.additive_example_inputs()
-    assert distinct.shape == (2, 10, 2) and len(torch.unique(distinct)) == 40
-
-
-def test_additive_explorer_updates_image_in_place():
-    explorer = au.AdditiveAttentionExplorer()
-    image = explorer.grid.images[0]
-    before = np.array(image.get_array())
-    assert explorer.update(valid_len_0=5, valid_len_1=1, num_hiddens=16) is explorer.fig
-    after = np.array(image.get_array())
-    assert not np.allclose(before, after)
-    np.testing.assert_allclose(after.sum(-1), [1, 1], atol=1e-6)
-    assert np.all(after[0, 5:] == 0) and after[1, 0] == pytest.approx(1)
-    assert explorer.title.get_text() == "num_hiddens=16, valid_lens=[5, 1]"
-
-
-def test_additive_explorer_is_reproducible_and_builds_layers_once():
-    explorer = au.AdditiveAttentionExplorer()
-    first = explorer.weights(3, 7, 8).clone()
-    explorer.update(valid_len_0=3, valid_len_1=7, num_hiddens=32)
-    state = torch.random.get_rng_state()
-    torch.testing.assert_close(explorer.weights(3, 7, 8), first)
-    assert torch.equal(state, torch.random.get_rng_state())  # global RNG untouched
-    assert set(explorer._layers) == {8, 32}
-    fresh = au.AdditiveAttentionExplorer()
-    torch.testing.assert_close(fresh.weights(3, 7, 8), first)
-
-
-def test_additive_explorer_distinct_keys_are_not_uniform():
-    weights = au.AdditiveAttentionExplorer().weights(10, 10, 8)
-    assert weights.std() > 0.01
-    equal_keys = au.AdditiveAttentionExplorer(distinct_keys=False).weights(10, 10, 8)
-    torch.testing.assert_close(equal_keys, torch.full((2, 1, 10), 0.1))
-
-
-def test_additive_explorer_to_cpu():
-    explorer = au.AdditiveAttentionExplorer().to("cpu")
-    assert explorer.device.type == "cpu"
-    explorer.update(valid_len_0=0, valid_len_1=10, num_hiddens=4)
-    assert np.all(np.array(explorer.grid.images[0].get_array())[0] == 0)
-
-
-# ---------------------------------------------------------------------------- chapter 04 explorer
-
-
-def test_softmax_jacobian_norm_matches_autograd():
-    scores = torch.randn(4, 7, dtype=torch.float64)
-    for row in scores:
-        jacobian = torch.autograd.functional.jacobian(lambda s: F.softmax(s, -1), row)
-        got = au.softmax_jacobian_norm(F.softmax(row, -1))
-        torch.testing.assert_close(got, torch.linalg.matrix_norm(jacobian))
-
-
-def test_softmax_stats_limits():
-    uniform = au.softmax_stats(torch.zeros(3, 8))
-    assert uniform["max_weight"] == pytest.approx(1 / 8)
-    assert uniform["entropy"] == pytest.approx(1.0)
-    saturated = au.softmax_stats(torch.tensor([[100.0, 0, 0, 0]]))
-    assert saturated["max_weight"] == pytest.approx(1.0)
-    assert saturated["entropy"] == pytest.approx(0.0, abs=1e-6)
-    assert saturated["grad_norm"] == pytest.approx(0.0, abs=1e-6)
-
-
-def test_scaling_explorer_variance_follows_theory():
-    explorer = au.ScalingExplorer(num_queries=256)
-    for d in (4, 64, 1024):
-        for sigma in (0.5, 1.0):
-            scores = explorer.scores(d, sigma)
-            assert scores["raw"].var() / (sigma**4 * d) == pytest.approx(1, abs=0.15)
-            assert scores["scaled"].var() / sigma**4 == pytest.approx(1, abs=0.15)
-
-
-def test_scaling_explorer_saturation_grows_with_d_only_without_scaling():
-    curves = au.ScalingExplorer().curves(1.0)
-    raw, scaled = curves["raw"], curves["scaled"]
-    assert raw["max_weight"][-1] > 0.9 > raw["max_weight"][0]
-    assert raw["grad_norm"][-1] < 0.5 * raw["grad_norm"][0]
-    assert np.ptp(scaled["max_weight"]) < 0.05 and np.ptp(scaled["grad_norm"]) < 0.05
-
-
-def test_scaling_explorer_updates_artists_in_place():
-    explorer = au.ScalingExplorer()
-    heights = {kind: stairs.get_data().values.copy() for kind, stairs in explorer.stairs.items()}
-    theory = explorer.theory["raw"].get_data().values.copy()
-    text = explorer.text.get_text()
-    curve = explorer.lines["raw", "max_weight"].get_ydata().copy()
-    assert explorer.update(d=1024, sigma=1.5) is explorer.fig
-    assert not np.allclose(explorer.stairs["raw"].get_data().values, heights["raw"])
-    assert not np.allclose(explorer.stairs["scaled"].get_data().values, heights["scaled"])
-    assert not np.allclose(explorer.theory["raw"].get_data().values, theory)
-    assert not np.allclose(explorer.lines["raw", "max_weight"].get_ydata(), curve)
-    assert explorer.text.get_text() != text and "d = 1024" in explorer.text.get_text()
-    assert list(explorer.marker.get_xdata()) == [1024, 1024]
-
-
-def test_scaling_explorer_histograms_are_densities_and_rejects_unknown_d():
-    explorer = au.ScalingExplorer()
-    for kind, stairs in explorer.stairs.items():
-        widths = np.diff(explorer.bins[kind])
-        assert (stairs.get_data().values * widths).sum() == pytest.approx(1)
-        theory = explorer.theory[kind].get_data().values
-        assert (theory * widths).sum() == pytest.approx(1)
-        # measured and theoretical histograms agree bin by bin (4096 samples)
-        assert np.abs(stairs.get_data().values - theory).max() < 0.25 * theory.max()
-    with pytest.raises(ValueError, match="d must be one of"):
-        explorer.update(d=3)
-
-
-def test_scaling_explorer_to_cpu():
-    explorer = au.ScalingExplorer().to("cpu")
-    assert explorer.device.type == "cpu" and explorer.q.device.type == "cpu"
-    explorer.update(d=2, sigma=1.5)
-
-
-def test_time_scoring_functions_and_panel():
-    times = au.time_scoring_functions(batch=1, num_queries=4, num_kv=4, d=8, repeats=1)
-    assert set(times) == {"additive", "dot product", "scaled dot product", "bilinear"}
-    assert all(t > 0 for t in times.values())
-    calls = []
-    panel = au.timing_panel(lambda device: calls.append(device) or f"ran on {device}")
-    toggle, button, _ = panel.children[0].children
-    assert toggle.disabled == (not torch.cuda.is_available())
-    button.click()
-    assert calls == [torch.device("cpu")] and panel.children[1].value == "ran on cpu"

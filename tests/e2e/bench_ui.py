@@ -1,6 +1,6 @@
 """Key press -> new figure latency of every explorer, in JupyterLab in Chromium (`make bench-ui`).
 
-For each explorer (``au.explorer_panel``) of each notebook, the first slider,
+For each explorer (``explorer_panel``) of each notebook, the first slider,
 dropdown and combobox are each moved ``--moves`` times by keyboard: a slider
 by an arrow key (towards its far end, back when it gets there), a dropdown by
 selecting its next option, a combobox by typing its next suggestion and Enter.

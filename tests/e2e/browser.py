@@ -233,7 +233,7 @@ PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 ERROR_OUTPUTS = (f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
                  ":has-text('Traceback'), "
                  f"{PANEL} .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
-# An explorer is au.explorer_panel's VBox: its figure is a direct-child img.widget-image.
+# An explorer is explorer_panel's VBox: its figure is a direct-child img.widget-image.
 EXPLORERS = f"{PANEL} .widget-vbox:has(> .widget-image)"
 
 # Page-side state of the visible notebook: the model says which code cells ran.

@@ -1,7 +1,7 @@
 """Every notebook as a learner uses it: JupyterLab in Chromium, Run All, every control moved.
 
 Per notebook: all cells run without a traceback or "Error displaying widget";
-every explorer (``au.explorer_panel``) shows a figure; moving each of its
+every explorer (``explorer_panel``) shows a figure; moving each of its
 sliders (keyboard), dropdowns, checkboxes and toggle/radio buttons changes the
 figure's PNG; the GPU toggle is disabled with its reason shown where CUDA is
 absent (and moves the computation to CUDA where it is present).
@@ -99,7 +99,7 @@ def test_notebook_in_jupyterlab(notebook, page, lab, screenshots):
         assert not errors, f"{notebook}: widget errors:\n" + "\n---\n".join(errors)
         count = browser.explorer_count(page)
         if not count:  # the template asks for one; a benchmarks-only notebook may have none
-            warnings.warn(f"{notebook} shows no explorer (au.explorer_panel)", stacklevel=1)
+            warnings.warn(f"{notebook} shows no explorer (explorer_panel)", stacklevel=1)
         problems: list[str] = []
         for index in range(count):
             check_explorer(page, index, folder, problems)

@@ -1,0 +1,150 @@
+"""The benchmark harness behind ``make bench`` and chapter 11: every attention implementation,
+interleaved rounds, paired ratios to SDPA, peak memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+import attention_utils as au
+from attention_lab.measure import attention_flops, peak_memory_bytes, timed
+from attention_lab.models.cummax import MaxStateSuper
+
+BENCH_IMPLEMENTATIONS = ("teaching path", "fast path", "d2l 1.0.3", "SDPA", "cummax block")
+
+
+BENCH_MODES = ("forward", "forward+backward")
+
+
+def _bench_case(name: str, batch: int, heads: int, length: int, head_dim: int,
+                device: torch.device) -> tuple[Callable[..., torch.Tensor], list[torch.Tensor]]:
+    """One implementation as ``(function, inputs)``; heads folded into batch where d2l does."""
+    if name == "cummax block":
+        block = MaxStateSuper(heads * head_dim, heads).to(device)
+        return block, [torch.randn(batch, length, heads * head_dim, device=device)]
+    q, k, v = (torch.randn(batch, heads, length, head_dim, device=device) for _ in range(3))
+    if name == "SDPA":
+        return F.scaled_dot_product_attention, [q, k, v]  # (B, h, T, dh)
+    folded = [x.reshape(batch * heads, length, head_dim) for x in (q, k, v)]  # (B*h, T, dh)
+    if name == "d2l 1.0.3":
+        from d2l import torch as d2l
+
+        return d2l.DotProductAttention(dropout=0.0).eval(), folded
+    attention = au.DotProductAttention().eval()
+    if name == "fast path":
+        return lambda q, k, v: attention(q, k, v, need_weights=False), folded
+    return attention, folded
+
+
+def _run_case(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], mode: str) -> None:
+    if mode == "forward":
+        with torch.no_grad():
+            fn(*inputs)
+    else:
+        fn(*inputs).sum().backward()
+
+
+MAX_ROUNDS = 15  # benchmark_attention's rounds at the cheapest lengths
+
+
+def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 8,
+                        head_dim: int = 64, repeats: int = 3,
+                        implementations: Sequence[str] = BENCH_IMPLEMENTATIONS,
+                        modes: Sequence[str] = BENCH_MODES, device: torch.device | str = "cpu",
+                        max_seconds: float = 10.0, round_seconds: float = 1.0,
+                        log: Callable[[str], None] | None = None) -> list[dict]:
+    """Time and measure every implementation at every length, interleaved.
+
+    For each length, every round runs each (implementation, mode) once, in an
+    order rotated from round to round, so drifts in machine load and the
+    after-effects of one case on the next hit all of them alike.  There are
+    ``repeats`` rounds after a warm-up round, or more (up to ``MAX_ROUNDS``)
+    where they take under ``round_seconds`` together.  The row keeps the
+    median and the best time, and ``x_sdpa``, the median over rounds of the
+    time divided by SDPA's time *in the same round* (a paired ratio: the load
+    of that moment cancels).  A case whose estimate (its time at the previous
+    length scaled by the squared length ratio) exceeds ``max_seconds`` per
+    call is skipped and says so.  Returns one dict per (implementation, mode,
+    length) with ``median_ms``, ``best_ms``, ``x_sdpa``, ``peak_mb``,
+    ``gflops`` (softmax paths) or ``skipped``.
+    """
+    device = torch.device(device)
+    rows, previous = [], {}
+    for length in lengths:
+        cases = []
+        for name in implementations:
+            for mode in modes:
+                last = previous.get((name, mode))
+                estimate = None if last is None else last[1] / 1e3 * (length / last[0]) ** 2
+                if estimate is not None and estimate > max_seconds:
+                    rows.append({"implementation": name, "mode": mode, "length": length,
+                                 "skipped": f"estimated {estimate:.0f} s per call "
+                                            f"> {max_seconds:.0f} s budget"})
+                    continue
+                fn, inputs = _bench_case(name, batch, heads, length, head_dim, device)
+                if mode != "forward":
+                    inputs = [x.requires_grad_() for x in inputs]
+                run = functools.partial(_run_case, fn, inputs, mode)
+                cases.append({"name": name, "mode": mode, "run": run, "times": []})
+        round_, rounds = 0, repeats
+        while cases and round_ <= rounds:  # round 0 warms up and is discarded
+            for case in cases[round_ % len(cases):] + cases[:round_ % len(cases)]:  # rotated
+                case["times"].append(timed(case["run"], device)[1])
+            if round_ == 0:  # cheap lengths get more rounds: about round_seconds' worth
+                per_round = sum(case["times"][0] for case in cases) / 1e3
+                rounds = max(repeats, min(MAX_ROUNDS, math.floor(round_seconds / per_round)))
+            round_ += 1
+        sdpa = {case["mode"]: case["times"][1:] for case in cases if case["name"] == "SDPA"}
+        for case in cases:
+            name, mode = case["name"], case["mode"]
+            median = float(np.median(case["times"][1:]))
+            paired = None if mode not in sdpa else float(np.median(  # same round: same load
+                np.divide(case["times"][1:], sdpa[mode])))
+            peak = peak_memory_bytes(case["run"], device)
+            gflops = None
+            if name != "cummax block":
+                gflops = attention_flops(batch, heads, length, head_dim, mode) / (median * 1e6)
+            rows.append({"implementation": name, "mode": mode, "length": length,
+                         "median_ms": median, "best_ms": min(case["times"][1:]),
+                         "x_sdpa": paired,
+                         "peak_mb": None if peak is None else peak / 2**20, "gflops": gflops})
+            previous[name, mode] = (length, median)
+            if log:
+                log(f"T={length:5d} {name:>13s} {mode:>16s} {median:10.1f} ms")
+    return rows
+
+
+def time_scoring_functions(batch: int = 4, num_queries: int = 128, num_kv: int = 128,
+                           d: int = 64, device: torch.device | str = "cpu", repeats: int = 5,
+                           seed: int = 0) -> dict[str, float]:
+    """Best-of-``repeats`` forward time (ms) of the four scoring models on one random batch.
+
+    Additive uses ``num_hiddens = d``; bilinear a ``(d, d)`` matrix.  Weights are
+    kept (the teaching path), so every model does the same amount of bookkeeping.
+    """
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(seed)
+    queries, keys, values = (torch.randn(batch, n, d, generator=generator).to(device)
+                             for n in (num_queries, num_kv, num_kv))  # (B, n, d)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        models = {"additive": au.AdditiveAttention(d, key_size=d, query_size=d),
+                  "dot product": au.DotProductAttention(scaled=False),
+                  "scaled dot product": au.DotProductAttention(),
+                  "bilinear": au.BilinearAttention(d, d)}
+    times = {name: math.inf for name in models}
+    with torch.no_grad():
+        for model in models.values():
+            model.to(device).eval()(queries, keys, values)  # warm-up
+        for _ in range(repeats):  # round-robin: a busy spell does not hit one model only
+            for name, model in models.items():
+                ms = timed(lambda m=model: m(queries, keys, values), device)[1]
+                times[name] = min(times[name], ms)
+    return times
+

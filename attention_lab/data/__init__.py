@@ -1,0 +1,1 @@
+"""Synthetic data sets and example inputs, generated offline from fixed seeds."""

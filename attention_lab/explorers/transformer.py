@@ -1,0 +1,132 @@
+"""Chapter 09's explorer: every head of a trained Transformer encoder on a typed sequence."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from matplotlib.artist import Artist
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+import attention_utils as au
+from attention_lab.analysis import attention_distance, attention_entropy
+from attention_lab.layout import freeze_layout
+from attention_lab.models.transformer import TinyTransformer
+from attention_lab.panel import Explorer
+
+
+class TransformerAttentionExplorer(Explorer):
+    """Every head of every layer of a :class:`TinyTransformer` trained to reverse sequences.
+
+    A ``(num_layers, num_heads)`` grid of attention maps (rows: queries, columns:
+    keys, ticks ``position:token``; the layer labels each row).  Each panel's
+    title names the head and gives its mean entropy ``H`` (nats) and its
+    attention-weighted distances from the diagonal (``d_diag``) and the
+    anti-diagonal (``d_anti``), see :func:`attention_entropy` and
+    :func:`attention_distance`; the figure title shows the model's output and a
+    line below the maps says what H and d are.
+    ``sequence`` is a string of digits (e.g. ``"31415926"``) or a list of token
+    ids, of length ``num_steps`` (fixed when the explorer is built).
+    :meth:`update` runs the model in eval mode on ``self.device`` and changes
+    the images and texts in place.
+    """
+
+    def __init__(self, model: TinyTransformer, sequence: object,
+                 figsize: tuple[float, float] = (2.8, 2.6)):
+        if not isinstance(model, TinyTransformer):
+            raise TypeError(f"model must be a TinyTransformer, got {type(model).__name__}")
+        self.model = model
+        self.device = next(model.parameters()).device
+        tokens = self._tokens(sequence, num_steps=None)  # (T,)
+        self.num_steps = len(tokens)
+        weights, output = self._attend(tokens)  # (L, h, T, T), (T,)
+        self.grid = au.HeatmapGrid(weights, "key position:token", "query position:token",
+                                   figsize=figsize, cmap="Reds", vmin=0.0, vmax=1.0)
+        self.fig = self.grid.fig
+        self.grid.images[0].colorbar.set_label("attention weight")
+        for (layer, head), ax in np.ndenumerate(self.grid.axes):
+            if head == 0:
+                ax.set_ylabel(f"layer {layer + 1}\nquery position:token")
+        self.token_labels = self._labels(tokens)  # what the shared tick formatter shows
+        position_token = FuncFormatter(lambda x, _pos: self.token_labels[round(x)])
+        for ax in self.grid.axes.flat:  # one tick per position, labelled position:token
+            ax.set_xticks(range(self.num_steps))
+            ax.set_yticks(range(self.num_steps))
+            ax.xaxis.set_major_formatter(position_token)
+            ax.yaxis.set_major_formatter(position_token)
+            ax.tick_params(labelsize=8)
+            ax.tick_params(axis="x", labelrotation=90)
+        self.tick_labels = [  # the bottom row's key labels, then the left column's query labels
+            *(label for ax in self.grid.axes[-1] for label in ax.get_xticklabels()),
+            *(label for ax in self.grid.axes[:, 0] for label in ax.get_yticklabels())]
+        self.titles = [ax.set_title(" \n ", fontsize=9) for ax in self.grid.axes.flat]
+        self.suptitle = self.fig.suptitle(" ", fontsize=10)
+        self.fig.supxlabel(f"H: entropy (uniform {math.log(self.num_steps):.2f}) · "
+                           "d: mean distance from the (anti-)diagonal", fontsize=9)
+        self._draw(tokens, weights, output)
+        freeze_layout(self.fig)
+
+    def _tokens(self, sequence: object, num_steps: int | None) -> torch.Tensor:
+        if isinstance(sequence, str):
+            if not (sequence.isascii() and sequence.isdigit()):
+                raise ValueError(f"sequence must be a string of digits, got {sequence!r}")
+            ids = [int(c) for c in sequence]
+        elif isinstance(sequence, Sequence | np.ndarray | torch.Tensor):
+            ids = [int(t) for t in sequence]
+        else:
+            raise TypeError("sequence must be a string of digits or a list of token ids, got "
+                            f"{type(sequence).__name__}")
+        if num_steps is not None and len(ids) != num_steps:
+            raise ValueError(f"sequence must have {num_steps} tokens (the explorer's num_steps), "
+                             f"got {len(ids)}: {sequence!r}")
+        if not ids or min(ids) < 0 or max(ids) >= self.model.vocab_size:
+            raise ValueError(f"sequence must hold 1 or more token ids in 0 .. "
+                             f"{self.model.vocab_size - 1}, got {sequence!r}")
+        return torch.tensor(ids, dtype=torch.long)
+
+    @torch.no_grad()
+    def _attend(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention maps ``(num_layers, num_heads, T, T)`` and argmax outputs ``(T,)``, on CPU."""
+        was_training = self.model.training
+        self.model.eval()
+        logits = self.model(tokens[None].to(self.device))  # (1, T, V)
+        self.model.train(was_training)
+        weights = torch.stack([w[0] for w in self.model.attention_weights])  # (L, h, T, T)
+        return weights.cpu(), logits[0].argmax(-1).cpu()  # (L, h, T, T), (T,)
+
+    @staticmethod
+    def _labels(tokens: torch.Tensor) -> list[str]:
+        return [f"{i}:{t}" for i, t in enumerate(tokens.tolist())]
+
+    def _draw(self, tokens: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> None:
+        self.token_labels = labels = self._labels(tokens)
+        for label, text in zip(self.tick_labels, itertools.cycle(labels)):  # what a redraw shows
+            label.set_text(text)
+        entropy = attention_entropy(weights)  # (L, h)
+        d_diag = attention_distance(weights)  # (L, h)
+        d_anti = attention_distance(weights, anti_diagonal=True)  # (L, h)
+        for (layer, head), title in zip(np.ndindex(*entropy.shape), self.titles, strict=True):
+            title.set_text(f"head {head + 1}: H = {entropy[layer, head]:.2f}\n"
+                           f"d_diag = {d_diag[layer, head]:.2f} · d_anti = "
+                           f"{d_anti[layer, head]:.2f}")
+        text_in = "".join(map(str, tokens.tolist()))
+        text_out = "".join(map(str, output.tolist()))
+        correct = int((output == tokens.flip(0)).sum())
+        self.suptitle.set_text(f"input {text_in} \u2192 output {text_out} "
+                               f"({correct}/{len(labels)} reversed correctly)")
+
+    def update(self, sequence: object) -> Figure:
+        """Run the model on ``sequence`` and redraw every map, title and tick label in place."""
+        tokens = self._tokens(sequence, self.num_steps)  # (T,)
+        weights, output = self._attend(tokens)  # (L, h, T, T), (T,)
+        self.grid.set_matrices(weights)
+        self._draw(tokens, weights, output)
+        return self.fig
+
+    def changing_artists(self) -> list[Artist]:
+        return [*self.grid.changing_artists(), *self.titles, self.suptitle, *self.tick_labels]
+

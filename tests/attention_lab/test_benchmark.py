@@ -1,0 +1,33 @@
+"""attention_lab.benchmark: the harness covers every case (correctness only: no timed tests)."""
+
+
+import torch
+
+from attention_lab.benchmark import BENCH_MODES, benchmark_attention, time_scoring_functions
+from attention_lab.panel import timing_panel
+
+
+def test_benchmark_rows_cover_every_case_and_skip_with_a_reason():
+    rows = benchmark_attention([16, 64], batch=1, heads=2, head_dim=8, repeats=1,
+                               implementations=["teaching path", "fast path", "SDPA"],
+                               max_seconds=1e-9)
+    first = [r for r in rows if r["length"] == 16]
+    assert {(r["implementation"], r["mode"]) for r in first} == {
+        (i, m) for i in ("teaching path", "fast path", "SDPA") for m in BENCH_MODES}
+    assert all(r["median_ms"] > 0 and r["gflops"] > 0 for r in first)
+    assert all(r["x_sdpa"] > 0 for r in first)
+    assert all(r["x_sdpa"] == 1.0 for r in first if r["implementation"] == "SDPA")
+    later = [r for r in rows if r["length"] == 64]
+    assert later and all("budget" in r["skipped"] for r in later)
+
+
+def test_time_scoring_functions_and_panel():
+    times = time_scoring_functions(batch=1, num_queries=4, num_kv=4, d=8, repeats=1)
+    assert set(times) == {"additive", "dot product", "scaled dot product", "bilinear"}
+    assert all(t > 0 for t in times.values())
+    calls = []
+    panel = timing_panel(lambda device: calls.append(device) or f"ran on {device}")
+    toggle, button, _ = panel.children[0].children
+    assert toggle.disabled == (not torch.cuda.is_available())
+    button.click()
+    assert calls == [torch.device("cpu")] and panel.children[1].value == "ran on cpu"
