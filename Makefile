@@ -14,8 +14,10 @@ STAMP  := $(VENV)/.installed-$(HASH)
 # JupyterLab refuses to run as root unless told to.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# notebooks that train a model and store it in attention_lab/weights/ (make checkpoints)
+TRAINED   := $(shell grep -l save_checkpoint notebooks/*.ipynb)
 
-.PHONY: lab test install lint unit nbval notebooks e2e bench bench-ui clean
+.PHONY: lab test install lint unit nbval notebooks checkpoints e2e bench bench-ui clean
 
 lab: install  ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
@@ -52,6 +54,12 @@ notebooks: install  ## re-execute every notebook top to bottom and save it with 
 		$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False \
 			--ExecutePreprocessor.store_widget_state=False "$$nb" || exit 1; \
+	done
+
+checkpoints: install  ## retrain every model the notebooks load (attention_lab/weights/*.pt)
+	@for nb in $(TRAINED); do echo "training $$nb"; \
+		ATTENTION_LAB_RETRAIN=1 $(BIN)/jupyter nbconvert --to notebook --execute --stdout \
+			--ExecutePreprocessor.timeout=3600 "$$nb" > /dev/null || exit 1; \
 	done
 
 e2e: install  ## JupyterLab in a real browser: every slider moved, screenshots saved

@@ -3,7 +3,7 @@
 Times, in one run and interleaved, our teaching path (weights materialised),
 our fast path (`need_weights=False`, i.e. SDPA plus checks), d2l 1.0.3's
 `DotProductAttention`, PyTorch's fused `scaled_dot_product_attention` and the
-cummax block of chapter 07, forward and forward+backward, at batch 8, 8 heads,
+cummax block of chapter 10, forward and forward+backward, at batch 8, 8 heads,
 head size 64.  Prints medians, peak memory and GFLOP/s with ratios to SDPA, and
 writes JSON (default benchmarks/results/latest-<device>.json).
 
