@@ -81,3 +81,14 @@ def transformer():
 CASES = {make.__name__: make for make in (
     nadaraya_watson, temperature, masked, additive, scaling, multihead, alignment, max_source,
     transformer)}
+
+
+def positional():
+    from attention_lab.explorers.positional import PositionalExplorer
+
+    return (PositionalExplorer(),
+            [{"position": 30, "offset": 20, "frequency": 0}, {"frequency": 15},
+             {"offset": 0, "position": 0}, {"position": 40, "offset": 1, "frequency": 7}])
+
+
+CASES[positional.__name__] = positional
