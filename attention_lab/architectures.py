@@ -10,7 +10,8 @@ with :mod:`attention_lab.measure`):
   operations no amount of parallel hardware can overlap;
 - :func:`fewest_steps`: how many sequential steps (stacked layers, recurrent
   updates) it takes before one output position depends on a given input
-  position, found with autograd: the path length between them.
+  position, found with autograd (:func:`dependence`): the path length
+  between them.
 """
 
 from __future__ import annotations
@@ -112,18 +113,18 @@ def sequential_products(output: torch.Tensor) -> int:
     return depth[output.grad_fn]
 
 
-def fewest_steps(outputs: Callable[[torch.Tensor], Iterable[torch.Tensor]], x: torch.Tensor,
-                 source: int) -> int | None:
-    """The first step at which an output depends on input position ``source``, by autograd.
+def dependence(outputs: Callable[[torch.Tensor], Iterable[torch.Tensor]], x: torch.Tensor,
+               source: int) -> Iterator[float]:
+    """How much each step's output depends on input position ``source``, by autograd.
 
     ``outputs(x)`` yields, step by step, the output at one fixed position
     ``(batch, d)`` after 1, 2, 3, ... sequential steps (see
-    :func:`stacked_outputs`, :func:`recurrent_outputs`).  Returns the 1-based
-    step whose output has a non-zero gradient with respect to
-    ``x[:, source]``, or None if no step's output does.  ``x`` ``(batch,
-    num_steps, d)`` must be float64 (with float64 layers): a dependence carried
-    through many layers can shrink below float32's range and read as none.
-    ``x`` is not modified.
+    :func:`stacked_outputs`, :func:`recurrent_outputs`).  For each, this yields
+    the largest ``|d out.sum() / d x[:, source]|``: exactly 0.0 where no path
+    leads from ``x[:, source]`` to the output.  ``x`` ``(batch, num_steps, d)``
+    must be float64 (with float64 layers): a dependence carried through many
+    layers can shrink below float32's range and read as none.  ``x`` is not
+    modified.
     """
     au.check_tensor("x", x, 3, "(batch, num_steps, d)")
     if x.dtype != torch.float64:
@@ -131,12 +132,23 @@ def fewest_steps(outputs: Callable[[torch.Tensor], Iterable[torch.Tensor]], x: t
                         "in float32 a long chain of small gradients can underflow to 0")
     if not -x.shape[1] <= source < x.shape[1]:
         raise ValueError(f"source must be a position in 0 .. {x.shape[1] - 1}, got {source}")
-    x = x.detach().clone().requires_grad_(True)
-    for step, out in enumerate(outputs(x), start=1):
+    return _gradient_sizes(outputs, x.detach().clone().requires_grad_(True), source)
+
+
+def _gradient_sizes(outputs, x: torch.Tensor, source: int) -> Iterator[float]:
+    for out in outputs(x):
         (grad,) = torch.autograd.grad(out.sum(), x, retain_graph=True, allow_unused=True)
-        if grad is not None and bool(grad[:, source].ne(0).any()):
-            return step
-    return None
+        yield 0.0 if grad is None else float(grad[:, source].abs().max())
+
+
+def fewest_steps(outputs: Callable[[torch.Tensor], Iterable[torch.Tensor]], x: torch.Tensor,
+                 source: int) -> int | None:
+    """The first (1-based) step whose output depends on ``x[:, source]``, or None if none does.
+
+    Arguments as for :func:`dependence`; stops at the first step that depends.
+    """
+    sizes = dependence(outputs, x, source)
+    return next((step for step, size in enumerate(sizes, start=1) if size > 0), None)
 
 
 def stacked_outputs(layers: Iterable[nn.Module], position: int, **kwargs,

@@ -101,8 +101,8 @@ class PositionalExplorer(Explorer):
         n, d = self.P.shape
         self.fig = Figure(figsize=(11.5, 7.6))  # a fixed layout: no solve on any draw
         (ax_p, ax_c), (ax_g, ax_b) = self.fig.subplots(2, 2, gridspec_kw={
-            "width_ratios": (1.15, 1), "left": 0.06, "right": 0.985, "bottom": 0.07,
-            "top": 0.93, "wspace": 0.2, "hspace": 0.38})
+            "width_ratios": (1.1, 1), "left": 0.06, "right": 0.985, "bottom": 0.07,
+            "top": 0.93, "wspace": 0.3, "hspace": 0.38})
         image = ax_p.imshow(self.P, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto",
                             interpolation="nearest")
         self.fig.colorbar(image, ax=ax_p, fraction=0.05, pad=0.02, label="encoding value")
@@ -119,9 +119,10 @@ class PositionalExplorer(Explorer):
         (self.spiral,) = ax_c.plot([], [], color=FREQ_COLOR, lw=1.8, label="rotation by k·ω_j")
         (self.point_t,) = ax_c.plot([], [], "o", color=T_COLOR, ms=9, label="position t")
         (self.point_tk,) = ax_c.plot([], [], "o", color=TK_COLOR, ms=9, label="position t + k")
-        ax_c.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), aspect="equal",
+        ax_c.set(xlim=(-1.25, 2.25), ylim=(-1.25, 1.25), aspect="equal",  # legend on the right
                  xlabel="cos(t·ω_j)   (dimension 2j + 1)", ylabel="sin(t·ω_j)   (dimension 2j)")
-        self.circle_legend = ax_c.legend(loc="upper right", fontsize=7.5, framealpha=0.9)
+        ax_c.set_xticks([-1, -0.5, 0, 0.5, 1])
+        ax_c.legend(loc="center right", fontsize=8, frameon=False)  # clear of the circle
         s = np.arange(n)
         (self.plain,) = ax_g.plot(s, np.zeros(n), color=T_COLOR, lw=1.8, label="p_t · p_s")
         (self.rotated,) = ax_g.plot(s, np.zeros(n), color=TK_COLOR, lw=1.8,
@@ -194,8 +195,8 @@ class PositionalExplorer(Explorer):
         return self.position, self.offset, self.frequency
 
     def changing_artists(self) -> list[Artist]:
-        """Outlines, circle, curves, bars, titles and the legends drawn over the curves."""
+        """Outlines, circle, curves, bars, titles, and the legend the score lines pass under."""
         return [*self.rows, self.band, self.dots, self.radii, self.spiral, self.point_t,
-                self.point_tk, self.circle_legend, self.plain, self.rotated,
+                self.point_tk, self.plain, self.rotated,
                 self.equal_marks, self.line_t, self.line_tk, self.gram_legend, *self.bars,
                 *self.titles]

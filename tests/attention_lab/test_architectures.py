@@ -7,6 +7,7 @@ from attention_lab.architectures import (
     ConvLayer,
     RNNLayer,
     SelfAttentionLayer,
+    dependence,
     fewest_steps,
     recurrent_outputs,
     sequential_products,
@@ -76,6 +77,13 @@ def test_fewest_steps_checks_its_input_and_leaves_it_alone():
     before = x.clone()
     fewest_steps(stacked_outputs(convs, -1), x, source=0)
     assert torch.equal(x, before) and not x.requires_grad
+
+
+def test_dependence_is_exactly_zero_until_a_path_exists_and_checks_eagerly():
+    sizes = list(dependence(stacked_outputs(_convs(5), -1), _x(5), source=0))
+    assert sizes[:3] == [0.0, 0.0, 0.0] and all(size > 0 for size in sizes[3:])
+    with pytest.raises(TypeError, match="x must be float64"):
+        dependence(stacked_outputs(_convs(1), -1), _x(4, dtype=torch.float32), source=0)
 
 
 def test_fewest_steps_is_none_when_no_step_reaches():
