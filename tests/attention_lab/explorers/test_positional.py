@@ -23,10 +23,18 @@ def encodings():
     return au.PositionalEncoding(16, 0.0, max_len=300).P[0].double()  # (300, 16)
 
 
-@pytest.fixture
-def explorer():
+@pytest.fixture(scope="module")
+def built():
+    """One figure for the module: building one costs a full layout draw."""
     return PositionalExplorer(num_hiddens=16, max_position=20, max_offset=10, position=4,
                               offset=3, frequency=1)
+
+
+@pytest.fixture
+def explorer(built):
+    """The shared explorer, back at its defaults (t = 4, k = 3, j = 1)."""
+    built.update(position=4, offset=3, frequency=1)
+    return built
 
 
 def test_frequencies_are_the_encodings_own(encodings):
