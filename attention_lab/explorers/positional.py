@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 import attention_utils as au
-from attention_lab.layout import freeze_layout
 from attention_lab.panel import Explorer
 
 T_COLOR, TK_COLOR, FREQ_COLOR = "tab:blue", "tab:orange", "tab:green"
@@ -73,7 +72,8 @@ class PositionalExplorer(Explorer):
     - the terms ``cos(k omega_j)`` whose sum is ``p_t . p_(t+k)``.
 
     ``update(position=t, offset=k, frequency=j)`` checks all three before it
-    changes anything; parameters left out keep their value.
+    changes anything; parameters left out keep their value.  The Axes are placed
+    by hand (no layout engine), so the layout never moves.
     """
 
     def __init__(self, num_hiddens: int = 32, max_position: int = 40, max_offset: int = 20,
@@ -90,7 +90,6 @@ class PositionalExplorer(Explorer):
         self._check(position, offset, frequency)
         self._build_figure()
         self.update(position=position, offset=offset, frequency=frequency)
-        freeze_layout(self.fig)
 
     def _check(self, position, offset, frequency) -> tuple[int, int, int]:
         return (check_index("position", position, 0, self.max_position),
@@ -99,7 +98,9 @@ class PositionalExplorer(Explorer):
 
     def _build_figure(self) -> None:
         n, d = self.P.shape
-        self.fig = Figure(figsize=(11.5, 7.6))  # a fixed layout: no solve on any draw
+        # Axes placed by hand and no layout engine: the layout is frozen from the start, and
+        # no draw is needed to freeze it (attention_lab.layout.freeze_layout would add one)
+        self.fig = Figure(figsize=(11.5, 7.6))
         (ax_p, ax_c), (ax_g, ax_b) = self.fig.subplots(2, 2, gridspec_kw={
             "width_ratios": (1.1, 1), "left": 0.06, "right": 0.985, "bottom": 0.07,
             "top": 0.93, "wspace": 0.3, "hspace": 0.38})

@@ -106,6 +106,7 @@ def _same(a, b):
 def test_explorer_draws_the_defaults(explorer):
     t, k, j = 4, 3, 1
     assert explorer.frame_key() == (t, k, j)
+    assert explorer.fig.get_layout_engine() is None  # placed by hand: nothing moves on a draw
     assert explorer.P.shape == (31, 16) and explorer.num_positions == 31
     assert [rect.get_y() for rect in explorer.rows] == [t - 0.5, t + k - 0.5]
     assert explorer.band.get_x() == 2 * j - 0.5
