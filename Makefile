@@ -29,11 +29,14 @@ PORTABLE ?= ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MKL_
 # `make gpu-check` writes benchmarks/results/<date>-cuda.json
 GPU_RESULT := benchmarks/results/$(shell date +%F)-cuda.json
 
-.PHONY: lab test install lint unit nbval nbval-portable notebooks checkpoints e2e bench \
+.PHONY: lab notebook7 test install lint unit nbval nbval-portable notebooks checkpoints e2e bench \
 	bench-ui test-latest gpu-check clean
 
-lab: install  ## open JupyterLab on notebooks/ (`$(BIN)/jupyter notebook` opens Notebook 7)
+lab: install  ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
+
+notebook7: install  ## open Jupyter Notebook 7 on notebooks/
+	$(BIN)/jupyter notebook --notebook-dir=notebooks $(ROOT_FLAG)
 
 test: install lint  ## every check: ruff, unit/property/parity tests, strict nbval (twice), browser test
 	$(BIN)/pytest
