@@ -1,19 +1,23 @@
-"""Shared machinery of the browser tests: find Chromium, start JupyterLab, drive explorers.
+"""Shared machinery of the browser tests: find Chromium, start a Jupyter front end, drive explorers.
 
 ``python tests/e2e/browser.py --check`` (used by ``make test``) exits 0 when a
 Chromium/Chrome executable is found and 1 when none is, so a learner without a
 browser gets a skip message.  With ``ATTENTION_LAB_REQUIRE_BROWSER=1`` (CI) it
 exits 0 even without one, so ``make e2e`` runs and fails loudly instead.
 
-Nothing in the repository is modified: the notebooks are copied, outputs
-cleared, into a temporary directory that a throw-away JupyterLab serves, with
-its own config, settings and workspace directories.  Chromium is driven by the
+Two front ends are driven, both built from JupyterLab's components (the same
+notebook panel, menus and widget manager): JupyterLab (``jupyter lab``) and
+Jupyter Notebook 7 (``jupyter notebook``, package ``notebook``); see
+:data:`FRONT_ENDS`.  Nothing in the repository is modified: the notebooks are
+copied, outputs cleared, into a temporary directory that a throw-away server
+serves, with its own config, settings and workspace directories.  Chromium is driven by the
 ``playwright`` package through ``executable_path`` (never ``playwright install``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +28,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,7 +109,7 @@ def launch_browser(headless: bool = True):
 
 
 # ----------------------------------------------------------------------------
-# JupyterLab on a copy of the notebooks
+# A Jupyter server on a copy of the notebooks
 # ----------------------------------------------------------------------------
 
 
@@ -142,15 +147,48 @@ def copy_notebooks(source: Path, dest: Path) -> None:
         nbformat.write(nb, path)
 
 
-class JupyterLab:
-    """A JupyterLab server on 127.0.0.1, no token, serving a cleared copy of ``source``."""
+@dataclass(frozen=True)
+class FrontEnd:
+    """How to start one Jupyter front end and where it shows a notebook."""
 
-    def __init__(self, source: Path, tmp: Path):
+    name: str  # as in test ids and screenshot folders
+    module: str  # run as ``python -m <module>``; also the package that must be installed
+    app: str  # its application class, for the settings/workspace/expose options
+    notebook_path: str  # URL path of a notebook, ``{}`` for its name
+    package: str  # what to pip-install when it is missing
+    # Whether an arrow key reaches a focused slider.  Notebook 7 (7.6.3) runs its
+    # command-mode shortcut "move to the next/previous heading" instead (the keydown is
+    # taken before the slider sees it), so there a slider is dragged with the mouse.
+    slider_keys: bool = True
+
+
+FRONT_ENDS = {
+    "jupyterlab": FrontEnd("jupyterlab", "jupyterlab", "LabApp", "lab/tree/{}?reset",
+                           "jupyterlab"),
+    "notebook7": FrontEnd("notebook7", "notebook", "JupyterNotebookApp", "notebooks/{}",
+                          "notebook>=7", slider_keys=False),
+}
+
+
+def missing_front_end(front_end: FrontEnd) -> str | None:
+    """Why ``front_end`` cannot start here (its package is not installed), or None."""
+    if importlib.util.find_spec(front_end.module) is None:
+        return (f"{front_end.name}: the `{front_end.module}` package is not installed "
+                f"(pip install '{front_end.package}')")
+    return None
+
+
+class JupyterServer:
+    """A Jupyter server (JupyterLab or Notebook 7) on 127.0.0.1, no token, serving a cleared
+    copy of ``source``."""
+
+    def __init__(self, source: Path, tmp: Path, front_end: str = "jupyterlab"):
+        self.front_end = FRONT_ENDS[front_end]
         self.root = tmp / "notebooks"
         copy_notebooks(source, self.root)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / "jupyterlab.log"
+        self.log_path = tmp / f"{front_end}.log"
         settings = tmp / "settings"
         for name, values in LAB_SETTINGS.items():
             (settings / name).parent.mkdir(parents=True, exist_ok=True)
@@ -160,14 +198,15 @@ class JupyterLab:
                    JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"),
                    JUPYTER_RUNTIME_DIR=str(tmp / "runtime"), IPYTHONDIR=str(tmp / "ipython"),
                    JUPYTER_PLATFORM_DIRS="1")
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
+        app = self.front_end.app
+        cmd = [sys.executable, "-m", self.front_end.module, "--no-browser",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
                "--ServerApp.port_retries=0", "--ServerApp.open_browser=False",
                "--IdentityProvider.token=", "--ServerApp.password=",
                "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={self.root}",
-               f"--LabApp.user_settings_dir={settings}",
-               f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
-               "--LabApp.expose_app_in_browser=True"]
+               f"--{app}.user_settings_dir={settings}",
+               f"--{app}.workspaces_dir={tmp / 'workspaces'}",
+               f"--{app}.expose_app_in_browser=True"]
         if hasattr(os, "getuid") and os.getuid() == 0:
             cmd.append("--allow-root")
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop())
@@ -179,20 +218,21 @@ class JupyterLab:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited early:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.front_end.name} exited early:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"{self.url}/api/status", timeout=2) as response:
                     if response.status == 200:
                         return
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"JupyterLab did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.front_end.name} did not answer within {timeout:.0f} s:\n"
+                           f"{self.log_tail()}")
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?reset"
+        return f"{self.url}/{self.front_end.notebook_path.format(name)}"
 
     def shutdown_kernels(self) -> None:
         """Stop every running kernel (after each notebook, to keep memory low)."""
@@ -215,14 +255,23 @@ class JupyterLab:
         self._log.close()
 
 
+JupyterLab = JupyterServer  # the name bench_ui.py and older scripts use
+
+
 @contextlib.contextmanager
-def jupyterlab(source: Path) -> Iterator[JupyterLab]:
-    with tempfile.TemporaryDirectory(prefix="attention-lab-e2e-") as tmp:
-        lab = JupyterLab(source, Path(tmp))
+def jupyter_server(source: Path, front_end: str = "jupyterlab") -> Iterator[JupyterServer]:
+    """A throw-away ``front_end`` server (a key of :data:`FRONT_ENDS`) on a copy of ``source``."""
+    with tempfile.TemporaryDirectory(prefix=f"attention-lab-{front_end}-") as tmp:
+        server = JupyterServer(source, Path(tmp), front_end)
         try:
-            yield lab
+            yield server
         finally:
-            lab.stop()
+            server.stop()
+
+
+def jupyterlab(source: Path):
+    """A throw-away JupyterLab on a copy of ``source`` (see :func:`jupyter_server`)."""
+    return jupyter_server(source, "jupyterlab")
 
 
 # ----------------------------------------------------------------------------
@@ -264,9 +313,9 @@ def notebook_state(page) -> dict | None:
     return page.evaluate(_NOTEBOOK_STATE_JS, PANEL)
 
 
-def open_notebook(page, lab: JupyterLab, name: str, timeout: float = 90.0) -> None:
-    """Open ``name`` and wait until its kernel is idle."""
-    page.goto(lab.notebook_url(name))
+def open_notebook(page, server: JupyterServer, name: str, timeout: float = 90.0) -> None:
+    """Open ``name`` in ``server``'s front end and wait until its kernel is idle."""
+    page.goto(server.notebook_url(name))
     page.wait_for_selector(f"{PANEL} .jp-Notebook", timeout=timeout * 1e3)
     wait_idle(page, timeout, settle=0.5)
 
@@ -279,7 +328,7 @@ def wait_idle(page, timeout: float, settle: float = 1.0) -> dict:
     while time.monotonic() < deadline:
         dialog = page.query_selector(".jp-Dialog")
         if dialog is not None:
-            raise AssertionError(f"JupyterLab shows a dialog: {dialog.inner_text()[:500]}")
+            raise AssertionError(f"the front end shows a dialog: {dialog.inner_text()[:500]}")
         state = notebook_state(page)
         idle = (state is not None and state["status"] == "idle" and state["pending"] == 0
                 and state["session"] == "idle")
@@ -297,7 +346,7 @@ def run_all(page, timeout: float | None = None) -> dict:
     """Run > Run All Cells, then wait for idle and for every non-empty code cell to have run.
 
     Returns the final notebook state.  Stops early when an error output appears
-    (JupyterLab then skips the remaining cells).  ``timeout`` defaults to
+    (the front end then skips the remaining cells).  ``timeout`` defaults to
     $ATTENTION_LAB_E2E_RUN_TIMEOUT or 600 s (training notebooks on a busy machine).
     """
     timeout = timeout or float(os.environ.get("ATTENTION_LAB_E2E_RUN_TIMEOUT", 600))
@@ -332,6 +381,25 @@ def error_texts(page) -> list[str]:
     texts += [el.inner_text()[:500] for el in page.query_selector_all(
         f"{PANEL} .jp-OutputArea-output:has-text('Error displaying widget')")]
     return texts
+
+
+def open_and_run(page, server: JupyterServer, name: str) -> dict:
+    """Open ``name``, Run All, and wait until every widget is drawn; the final notebook state.
+
+    Raises AssertionError naming the notebook when a cell fails (its traceback),
+    a code cell did not run, or a widget cannot be displayed: the steps every
+    browser check starts with, in either front end.
+    """
+    open_notebook(page, server, name)
+    state = run_all(page)
+    errors = error_texts(page)
+    assert not errors, f"{name}: error output after Run All:\n" + "\n---\n".join(errors)
+    not_run = [i for i, cell in enumerate(state["cells"]) if cell["source"] and not cell["count"]]
+    assert not not_run, f"{name}: code cells {not_run} (0-based) did not run"
+    wait_widgets_rendered(page)
+    errors = error_texts(page)
+    assert not errors, f"{name}: widget errors:\n" + "\n---\n".join(errors)
+    return state
 
 
 # -- explorers and their controls ---------------------------------------------
@@ -431,11 +499,34 @@ def slider_direction(handle) -> str:
         return "ArrowRight"
 
 
-def move_control(page, index: int, control: dict, key: str | None = None) -> str:
-    """Move one control one step, as a learner would; returns what was done."""
+def drag_slider(page, handle) -> str:
+    """Drag a slider's handle by one unit of its range (at least a tenth of the track, at
+    most half), towards its far end unless it sits there; returns what was done."""
+    track = handle.evaluate_handle("h => h.closest('.noUi-target')").as_element().bounding_box()
+    grip = handle.bounding_box()
+    low, high = (float(handle.get_attribute(f"aria-value{end}")) for end in ("min", "max"))
+    left = slider_direction(handle) == "ArrowLeft"
+    width = track["width"] * min(max(1 / max(high - low, 1e-9), 0.1), 0.5)
+    x, y = grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - width if left else x + width, y, steps=5)
+    page.mouse.up()
+    return f"drag {'left' if left else 'right'} {width:.0f} px"
+
+
+def move_control(page, index: int, control: dict, key: str | None = None,
+                 slider_keys: bool = True) -> str:
+    """Move one control one step, as a learner would; returns what was done.
+
+    A slider is moved with an arrow key (``key``, else towards its far end), or
+    dragged with the mouse where ``slider_keys`` is false (see ``FrontEnd``).
+    """
     element = control_element(page, index, control)
     element.scroll_into_view_if_needed()
     kind = control["kind"]
+    if kind == "slider" and not slider_keys:
+        return drag_slider(page, element)
     if kind == "slider":
         key = key or slider_direction(element)
         element.focus()

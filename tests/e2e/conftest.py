@@ -1,5 +1,8 @@
-"""Fixtures of the browser test: one JupyterLab and one Chromium for the whole session.
+"""Fixtures of the browser test: one Chromium, one server per front end, for the whole session.
 
+Front ends: ``--front-ends jupyterlab,notebook7`` (the default: both; see
+``browser.FRONT_ENDS``); a front end whose package is missing is skipped, or
+fails where a browser is required (CI).
 Notebook directory: ``--notebooks DIR``, else $ATTENTION_LAB_NOTEBOOKS, else notebooks/.
 Screenshots go to $ATTENTION_LAB_SCREENSHOTS, else e2e-screenshots/ (git-ignored);
 the folder is printed at the end of the session.
@@ -14,23 +17,45 @@ import pytest
 def pytest_addoption(parser):
     parser.addoption("--notebooks", default=None,
                      help="directory of the notebooks the browser test opens (default: notebooks/)")
+    parser.addoption("--front-ends", default=",".join(browser.FRONT_ENDS),
+                     help="comma-separated front ends to drive (default: all of "
+                          f"{', '.join(browser.FRONT_ENDS)})")
 
 
 def _notebook_dir(config):
     return browser.notebook_dir(config.getoption("notebooks", default=None))
 
 
+def _front_ends(config) -> list[str]:
+    names = [name.strip() for name in config.getoption("front_ends").split(",") if name.strip()]
+    unknown = sorted(set(names) - set(browser.FRONT_ENDS))
+    if unknown:
+        raise pytest.UsageError(f"unknown front end(s) {unknown}; "
+                                f"known: {list(browser.FRONT_ENDS)}")
+    return names
+
+
 def pytest_generate_tests(metafunc):
     if "notebook" in metafunc.fixturenames:
         names = browser.list_notebooks(_notebook_dir(metafunc.config))
         metafunc.parametrize("notebook", names, ids=names)
+    if "server" in metafunc.fixturenames:  # session-scoped: one server per front end
+        names = _front_ends(metafunc.config)
+        metafunc.parametrize("server", names, ids=names, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")
-def lab(request):
+def server(request):
+    """The front end's server (``request.param``: a key of ``browser.FRONT_ENDS``)."""
     browser.require_chromium()
-    with browser.jupyterlab(_notebook_dir(request.config)) as server:
-        yield server
+    front_end = browser.FRONT_ENDS[request.param]
+    reason = browser.missing_front_end(front_end)
+    if reason is not None:
+        if browser.browser_required():
+            pytest.fail(f"{browser.REQUIRE_ENV}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    with browser.jupyter_server(_notebook_dir(request.config), front_end.name) as instance:
+        yield instance
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +66,7 @@ def chromium():
 
 
 @pytest.fixture
-def page(chromium, lab):
+def page(chromium, server):
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -49,7 +74,7 @@ def page(chromium, lab):
         yield page
     finally:
         context.close()
-        lab.shutdown_kernels()
+        server.shutdown_kernels()
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,14 @@
-"""Every notebook as a learner uses it: JupyterLab in Chromium, Run All, every control moved.
+"""Every notebook as a learner uses it, in JupyterLab and Notebook 7: Run All, every control moved.
 
-Per notebook: all cells run without a traceback or "Error displaying widget";
+Per front end (``jupyter lab`` and ``jupyter notebook``, both in Chromium) and
+notebook: all cells run without a traceback or "Error displaying widget";
 every explorer (``explorer_panel``) shows a figure; moving each of its
-sliders (keyboard), dropdowns, checkboxes and toggle/radio buttons changes the
-figure's PNG; the GPU toggle is disabled with its reason shown where CUDA is
-absent (and moves the computation to CUDA where it is present).
-Run with ``make e2e``; ``pytest -m e2e tests/e2e --notebooks DIR`` for another folder.
+sliders (arrow keys; dragged in Notebook 7, whose shortcuts take the keys),
+dropdowns, checkboxes and toggle/radio buttons changes the figure's PNG; the
+GPU toggle is disabled with its reason shown where CUDA is absent (and moves
+the computation to CUDA where it is present).
+Run with ``make e2e``; ``pytest -m e2e tests/e2e --notebooks DIR`` for another folder,
+``--front-ends notebook7`` for one front end.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def check_gpu_toggle(page, index: int, problems: list[str]) -> None:
                             f"{browser.status_text(page, index)!r}")
 
 
-def check_explorer(page, index: int, folder, problems: list[str]) -> int:
+def check_explorer(page, index: int, folder, problems: list[str],
+                   front_end: browser.FrontEnd) -> int:
     """Move every control of explorer ``index``; returns how many controls were moved."""
     browser.explorer(page, index).scroll_into_view_if_needed()
     browser.explorer(page, index).screenshot(path=folder / f"explorer{index}-0-before.png")
@@ -70,7 +74,7 @@ def check_explorer(page, index: int, folder, problems: list[str]) -> int:
     for number, control in enumerate(found, start=1):
         name = f"{control['kind']} {control['label']!r}"
         before = browser.figure_hash(page, index)
-        action = browser.move_control(page, index, control)
+        action = browser.move_control(page, index, control, slider_keys=front_end.slider_keys)
         after = browser.wait_figure_change(page, index, before)
         if after is None:
             problems.append(f"explorer {index}: {name} ({action}) did not change the figure "
@@ -82,30 +86,21 @@ def check_explorer(page, index: int, folder, problems: list[str]) -> int:
     return len(found)
 
 
-def test_notebook_in_jupyterlab(notebook, page, lab, screenshots):
-    folder = screenshots / notebook.removesuffix(".ipynb")
+def test_notebook_in_the_browser(notebook, page, server, screenshots):
+    folder = screenshots / server.front_end.name / notebook.removesuffix(".ipynb")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     try:
-        browser.open_notebook(page, lab, notebook)
-        state = browser.run_all(page)
-        errors = browser.error_texts(page)
-        assert not errors, f"{notebook}: error output after Run All:\n" + "\n---\n".join(errors)
-        cells = state["cells"]
-        not_run = [i for i, cell in enumerate(cells) if cell["source"] and not cell["count"]]
-        assert not not_run, f"{notebook}: code cells {not_run} (0-based) did not run"
-        browser.wait_widgets_rendered(page)
-        errors = browser.error_texts(page)
-        assert not errors, f"{notebook}: widget errors:\n" + "\n---\n".join(errors)
+        browser.open_and_run(page, server, notebook)
         count = browser.explorer_count(page)
         if not count:  # the template asks for one; a benchmarks-only notebook may have none
             warnings.warn(f"{notebook} shows no explorer (explorer_panel)", stacklevel=1)
         problems: list[str] = []
         for index in range(count):
-            check_explorer(page, index, folder, problems)
+            check_explorer(page, index, folder, problems, server.front_end)
         errors = browser.error_texts(page)
         problems += [f"error output after moving controls: {text}" for text in errors]
-        assert not problems, f"{notebook}:\n" + "\n".join(problems)
+        assert not problems, f"{notebook} in {server.front_end.name}:\n" + "\n".join(problems)
     except BaseException:
         page.screenshot(path=folder / "page-at-failure.png", full_page=True)
         raise
