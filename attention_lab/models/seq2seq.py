@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import attention_utils as au
-from attention_lab.data.reversal import BOS
+from attention_lab.data.reversal import BOS, check_tokens
 
 
 class Attn(nn.Module):
@@ -97,7 +97,7 @@ class ToySeq2Seq(nn.Module):
         super().__init__()
         if scoring not in ("concat", "additive"):
             raise ValueError(f"scoring must be 'concat' or 'additive', got {scoring!r}")
-        self.scoring, self.num_steps = scoring, num_steps
+        self.scoring, self.num_steps, self.vocab_size = scoring, num_steps, vocab_size
         H = num_hiddens
         self.src_embedding = nn.Embedding(vocab_size, H)
         self.tgt_embedding = nn.Embedding(vocab_size, H)
@@ -112,9 +112,12 @@ class ToySeq2Seq(nn.Module):
         self.attention_weights: torch.Tensor | None = None
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor | None = None) -> torch.Tensor:
-        if not isinstance(src, torch.Tensor) or src.dim() != 2 or src.shape[1] != self.num_steps:
-            given = tuple(src.shape) if isinstance(src, torch.Tensor) else type(src).__name__
-            raise ValueError(f"src must be (batch, num_steps={self.num_steps}), got {given}")
+        check_tokens("src", src, self.vocab_size, self.num_steps)
+        if tgt_in is not None:
+            check_tokens("tgt_in", tgt_in, self.vocab_size, self.num_steps)
+            if tgt_in.shape[0] != src.shape[0]:
+                raise ValueError(f"tgt_in must have the batch size of src, got src "
+                                 f"{tuple(src.shape)} and tgt_in {tuple(tgt_in.shape)}")
         enc_outputs, h = self.encoder(self.src_embedding(src))  # (B, Tk, 2H), (2, B, H)
         h, token = h.sum(0), torch.full_like(src[:, 0], BOS)  # (B, H), (B,)
         logits, weights = [], []

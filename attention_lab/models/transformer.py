@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import attention_utils as au
+from attention_lab.data.reversal import check_tokens
 
 
 class TransformerEncoderBlock(nn.Module):
@@ -65,7 +66,7 @@ class TinyTransformer(nn.Module):
         self.attention_weights: list[torch.Tensor] = []
 
     def forward(self, tokens: torch.Tensor, valid_lens: object = None) -> torch.Tensor:
-        _check_tokens(tokens, self.vocab_size)
+        check_tokens("tokens", tokens, self.vocab_size)
         X = self.embedding(tokens)  # (B, T, H)
         if self.scale_embedding:  # d2l multiplies by sqrt(num_hiddens)
             X = X * math.sqrt(self.num_hiddens)
@@ -75,14 +76,4 @@ class TinyTransformer(nn.Module):
             X = blk(X, valid_lens)  # (B, T, H)
             self.attention_weights.append(blk.attention.attention_weights)  # (B, h, T, T)
         return self.dense(X)  # (B, T, vocab_size)
-
-
-def _check_tokens(tokens: object, vocab_size: int) -> None:
-    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2 or tokens.is_floating_point():
-        given = (f"{tokens.dtype} tensor of shape {tuple(tokens.shape)}"
-                 if isinstance(tokens, torch.Tensor) else type(tokens).__name__)
-        raise TypeError(f"tokens must be an integer tensor (batch, num_steps), got {given}")
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
-        raise ValueError(f"tokens must lie in 0 .. vocab_size-1={vocab_size - 1}, got values "
-                         f"from {int(tokens.min())} to {int(tokens.max())}")
 

@@ -91,8 +91,28 @@ def test_toy_model_shapes(scoring):
 def test_toy_model_errors():
     with pytest.raises(ValueError, match="scoring must be 'concat' or 'additive'"):
         ToySeq2Seq("dot")
-    with pytest.raises(ValueError, match=r"src must be \(batch, num_steps=8\), got \(2, 6\)"):
-        ToySeq2Seq("concat")(torch.zeros(2, 6, dtype=torch.long))
+
+
+@pytest.mark.parametrize(("src", "tgt_in", "error", "match"), [
+    (torch.zeros(2, 6, dtype=torch.long), None, ValueError,
+     r"src must be \(batch, num_steps=8\) with batch, num_steps >= 1, got \(2, 6\)"),
+    (torch.zeros(2, 8), None, TypeError,
+     r"src must be an integer tensor \(batch, num_steps=8\), got torch.float32 tensor"),
+    ([[1] * 8], None, TypeError, r"src must be an integer tensor .*, got list"),
+    (torch.zeros(0, 8, dtype=torch.long), None, ValueError, r"src must be .*got \(0, 8\)"),
+    (torch.full((2, 8), 11), None, ValueError,
+     r"src must lie in 0 .. vocab_size-1=10, got values from 11 to 11"),
+    (torch.zeros(2, 8, dtype=torch.long), torch.zeros(2, 7, dtype=torch.long), ValueError,
+     r"tgt_in must be \(batch, num_steps=8\)"),
+    (torch.zeros(2, 8, dtype=torch.long), torch.zeros(3, 8, dtype=torch.long), ValueError,
+     r"tgt_in must have the batch size of src, got src \(2, 8\) and tgt_in \(3, 8\)"),
+    (torch.zeros(2, 8, dtype=torch.long), torch.full((2, 8), -1), ValueError,
+     r"tgt_in must lie in 0 .. vocab_size-1=10, got values from -1 to -1"),
+])
+def test_toy_model_refuses_bad_tokens(src, tgt_in, error, match):
+    model = ToySeq2Seq("concat")
+    with pytest.raises(error, match=match):
+        model(src, tgt_in)
 
 
 def train_reversal(scoring: str, num_steps: int = 5, steps: int = 150) -> ToySeq2Seq:
