@@ -12,9 +12,10 @@ teach, and prints one short report:
   expected and what came back, and a hint for the mistake it looks like.
 
 A stub that still raises ``NotImplementedError`` gets a reminder, not a
-traceback, so every notebook runs top to bottom as shipped.  A checker returns
-True or False and never raises because of what the learner's function does; it
-raises ``TypeError`` only when it is given something that is not callable.
+traceback, so every notebook runs top to bottom as shipped.  A checker prints
+its report and returns None (a notebook cell then shows the report only); it
+never raises because of what the learner's function does, and raises
+``TypeError`` only when it is given something that is not callable.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Case:
 
 
 def _check(exercise: str, fn: object, cases: Sequence[Case], hints: Callable[[Case, object], str],
-           atol: float = 1e-5) -> bool:
+           atol: float = 1e-5) -> None:
     """Run ``fn`` on every case; print "all N checks passed" or explain the first failure."""
     if not callable(fn):
         raise TypeError(f"pass your function itself (e.g. check(my_function)), got "
@@ -62,12 +63,11 @@ def _check(exercise: str, fn: object, cases: Sequence[Case], hints: Callable[[Ca
         if problem is _NOT_IMPLEMENTED:
             print(f"{exercise}: not implemented yet. Replace the `raise NotImplementedError` in "
                   "the cell above with your code, run that cell, then run this one again.")
-            return False
+            return
         if problem:
             print(f"{exercise}: check {number} of {len(cases)} failed, on {case.name}\n{problem}")
-            return False
+            return
     print(f"{exercise}: all {len(cases)} checks passed")
-    return True
 
 
 _NOT_IMPLEMENTED = "not implemented"
@@ -231,7 +231,7 @@ def _describe_lens(lens: torch.Tensor | None) -> str:
     return "None" if lens is None else f"{lens.dim()}-D {tuple(lens.shape)}"
 
 
-def check_masked_softmax(fn: Callable) -> bool:
+def check_masked_softmax(fn: Callable) -> None:
     """Check ``fn(X, valid_lens)`` against :func:`attention_utils.masked_softmax`.
 
     ``X`` is ``(batch, num_queries, num_kv)``; ``valid_lens`` is None, ``(batch,)``
@@ -256,7 +256,7 @@ def check_masked_softmax(fn: Callable) -> bool:
         _masked_softmax_case("X (1, 2, 4) with scores near 1000, valid_lens [3]",
                              1000 + _randn(g, 1, 2, 4), torch.tensor([3])),
     ]
-    return _check("masked_softmax", fn, cases, _masked_softmax_hint)
+    _check("masked_softmax", fn, cases, _masked_softmax_hint)
 
 
 # ----------------------------------------------------------------------------
@@ -306,7 +306,7 @@ def _additive_hint(case: Case, got: object) -> str:
     return "score(q, k) = w_v(tanh(W_q(q) + W_k(k))) for every query-key pair"
 
 
-def check_additive_scores(fn: Callable) -> bool:
+def check_additive_scores(fn: Callable) -> None:
     """Check ``fn(queries, keys, W_q, W_k, w_v)`` -> scores ``(batch, num_queries, num_kv)``.
 
     ``W_q``, ``W_k`` and ``w_v`` are the ``nn.Linear`` layers of a seeded
@@ -327,7 +327,7 @@ def check_additive_scores(fn: Callable) -> bool:
                        20, 2, 8, keys=torch.ones(2, 10, 2)),
     ]
     with torch.no_grad():
-        return _check("additive_scores", fn, cases, _additive_hint)
+        _check("additive_scores", fn, cases, _additive_hint)
 
 
 # ----------------------------------------------------------------------------
@@ -384,7 +384,7 @@ def _dot_hint(case: Case, got: object) -> str:
     return "softmax(q @ k^T / sqrt(d)) over the kept keys, then @ v"
 
 
-def check_scaled_dot_product(fn: Callable) -> bool:
+def check_scaled_dot_product(fn: Callable) -> None:
     """Check ``fn(q, k, v, mask=None)`` -> ``(values, attention)`` against
     :func:`attention_utils.scaled_dot_product`.
 
@@ -409,7 +409,7 @@ def check_scaled_dot_product(fn: Callable) -> bool:
         _dot_case("q (1, 2, 64), k (1, 6, 64), v (1, 6, 3)", _randn(g, 1, 2, 64),
                   _randn(g, 1, 6, 64), _randn(g, 1, 6, 3)),
     ]
-    return _check("scaled_dot_product", fn, cases, _dot_hint)
+    _check("scaled_dot_product", fn, cases, _dot_hint)
 
 
 # ----------------------------------------------------------------------------
@@ -445,7 +445,7 @@ def _heads_hint(case: Case, got: object) -> str:
             "(B*h, T, d_h)")
 
 
-def check_transpose_qkv(fn: Callable) -> bool:
+def check_transpose_qkv(fn: Callable) -> None:
     """Check ``fn(X, num_heads)`` against :func:`attention_utils.transpose_qkv`.
 
     ``X`` is ``(batch, n, num_hiddens)``; the result ``(batch * num_heads, n,
@@ -462,4 +462,4 @@ def check_transpose_qkv(fn: Callable) -> bool:
         _heads_case("X (2, 3, 8), 8 heads of one feature", _randn(g, 2, 3, 8), 8),
         _heads_case("X (2, 1, 6), one position, 2 heads", _randn(g, 2, 1, 6), 2),
     ]
-    return _check("transpose_qkv", fn, cases, _heads_hint)
+    _check("transpose_qkv", fn, cases, _heads_hint)
