@@ -43,10 +43,19 @@ def figure_png(fig: Figure, dpi: int = 80, changing: Sequence[Artist] | None = N
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     if changing is None:
         canvas.draw()
-        _backgrounds.pop(fig, None)  # a full draw may have changed what they hold
+        forget_backgrounds(fig)  # a full draw may have changed what they hold
     else:
         _blit(fig, canvas, _draw_order(fig, changing))
     return png_bytes(np.asarray(canvas.buffer_rgba())[..., :3])  # opaque: alpha is waste
+
+
+def forget_backgrounds(fig: Figure) -> None:
+    """Drop the backgrounds cached for ``fig``: the next blit draws the rest of it afresh.
+
+    Call it after changing something that no ``changing`` list names (for
+    example hiding a title); a full draw (``changing=None``) does it too.
+    """
+    _backgrounds.pop(fig, None)
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:

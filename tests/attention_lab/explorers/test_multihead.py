@@ -64,7 +64,7 @@ def test_explorer_rejects_bad_settings():
     explorer = MultiHeadExplorer()
     with pytest.raises(ValueError, match=r"num_heads must be one of \[1, 2, 4, 8\].*got 3"):
         explorer.update(num_heads=3)
-    with pytest.raises(ValueError, match=r"valid_len_1 must lie in 0 \.\. num_kv=6, got 7"):
+    with pytest.raises(ValueError, match=r"valid_len_1 must be an integer 0 \.\. 6, got 7"):
         explorer.update(valid_len_1=7)
     assert explorer.valid_lens == [6, 3]  # a rejected update changes nothing
     with pytest.raises(TypeError, match=r"unknown keyword\(s\) \['valid_len_2'\]"):
