@@ -23,6 +23,7 @@ MAX_HIDDENS = 1024  # num_hiddens the explorer accepts
 MAX_HEADS = 16  # columns of panels
 MAX_SENTENCES = 4  # rows of panels
 MAX_TOKENS = 16  # tokens per sentence
+UNUSED_HEAD = "0.88"  # the face of a column beyond num_heads (its map hidden)
 
 
 class MultiHeadExplorer(Explorer):
@@ -30,8 +31,10 @@ class MultiHeadExplorer(Explorer):
 
     One row of heatmaps per sentence (queries down, keys across, both labelled
     with the sentence's tokens), one column per head.  ``max_heads`` columns are
-    drawn once; :meth:`update` changes the image data in place and hides the
-    columns beyond ``num_heads`` with ``set_visible``.  The layer is rebuilt
+    drawn once, each map a ``pcolormesh`` (a quarter of an ``imshow``'s drawing
+    time here); :meth:`update` changes the maps' data in place, and the columns
+    beyond ``num_heads`` show an empty grey frame (the layout never changes, so
+    a new head count only redraws the maps).  The layer is rebuilt
     from ``seed`` when ``num_heads`` changes, so a setting always gives the same
     picture; since ``W_q``, ``W_k``, ``W_v`` are ``(num_hiddens, num_hiddens)``
     whatever the head count, every head count uses the *same* matrices, split
@@ -71,11 +74,12 @@ class MultiHeadExplorer(Explorer):
         self.fig = Figure(figsize=(1.35 * self.max_heads + 1.2, 1.75 * batch),
                           layout="constrained")
         self.axes = self.fig.subplots(batch, self.max_heads, squeeze=False)
-        blank = np.zeros((num_tokens, num_tokens))
-        self.images = [[ax.imshow(blank, cmap="Reds", vmin=0.0, vmax=1.0,
-                                  interpolation="nearest", aspect="auto") for ax in row]
-                       for row in self.axes]
+        blank, edges = np.zeros((num_tokens, num_tokens)), np.arange(num_tokens + 1) - 0.5
+        self.images = [[ax.pcolormesh(edges, edges, blank, cmap="Reds", vmin=0.0, vmax=1.0)
+                        for ax in row] for row in self.axes]
         for (r, c), ax in np.ndenumerate(self.axes):
+            ax.set(xlim=(edges[0], edges[-1]), ylim=(edges[-1], edges[0]),  # queries down
+                   facecolor=UNUSED_HEAD)
             ax.set_xticks(range(num_tokens), self.tokens[r], rotation=90, fontsize=7)
             ax.set_yticks(range(num_tokens), self.tokens[r] if c == 0 else [], fontsize=7)
             if r == 0:
@@ -121,9 +125,9 @@ class MultiHeadExplorer(Explorer):
         self.valid_lens, self.num_heads, self.layer = lengths, heads, layer
         for r, row in enumerate(self.images):
             for c, image in enumerate(row):
-                self.axes[r, c].set_visible(c < self.num_heads)
+                image.set_visible(c < self.num_heads)
                 if c < self.num_heads:
-                    image.set_data(weights[r, c])
+                    image.set_array(weights[r, c])
         self.title.set_text(self._setting())
         return self.fig
 
@@ -132,7 +136,7 @@ class MultiHeadExplorer(Explorer):
                 f"valid_lens = {self.valid_lens}")
 
     def changing_artists(self) -> list[Artist]:
-        """Images and title; hiding a column rebuilds the cached background."""
+        """The maps and the title."""
         return [*(image for row in self.images for image in row), self.title]
 
     def caption(self) -> str:
