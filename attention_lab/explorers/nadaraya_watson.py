@@ -33,7 +33,9 @@ class NadarayaWatsonExplorer(Explorer):
     function and the prediction, with the selected query marked; below it the
     selected row's weights as bars over ``x_i``.  ``update(sigma=..., query=...)``
     changes the image data, the prediction line, the bars and the titles, and
-    returns the figure.  ``query`` is a row index into ``x_query``.
+    returns the figure.  ``sigma`` lies in :data:`SIGMA_RANGE`; ``query`` is a
+    row index into ``x_query``.  The tensors must be finite.  In a panel the
+    titles keep their headings and the caption gives σ, the error and the row.
     """
 
     def __init__(self, x_train: torch.Tensor, y_train: torch.Tensor, x_query: torch.Tensor,

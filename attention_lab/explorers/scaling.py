@@ -74,7 +74,8 @@ class ScalingExplorer(Explorer):
     ``sigma^4 d`` and ``sigma^4``).
     Bottom: largest weight, entropy / log(num_kv) and softmax-gradient norm
     against ``d`` for both, a marker at the current ``d``, and a table of the
-    measured numbers.  :meth:`update` changes every artist in place.
+    measured numbers (in a panel: an HTML table, the caption).  :meth:`update`
+    changes every artist in place.
     """
 
     STATS = ("max_weight", "entropy", "grad_norm")
