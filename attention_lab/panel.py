@@ -54,7 +54,10 @@ class Explorer:
       (titles that carry numbers) to what each reads in a panel: a constant
       heading, or "" for nothing.  The static figure shows the full texts;
       after each update a panel sets these texts to their panel strings and
-      redraws them no more (they join the cached background).
+      redraws them no more (they join the cached background).  A panel also
+      calls ``use_caption()`` once, before its first draw: an explorer may
+      switch its figure to a panel form there (e.g. tick labels that no
+      longer carry what the caption now says).
     - ``frame_key()`` returns a key that fixes the whole picture, if there is
       one, so the panel can show a frame it drew before; None draws every update.
     - :meth:`to` moves every tensor and module the explorer holds (the GPU
@@ -80,6 +83,10 @@ class Explorer:
     def caption_texts(self) -> dict[Text, str]:
         """The figure's texts :meth:`caption` stands for -> their constant text in a panel."""
         return {}
+
+    def use_caption(self) -> None:
+        """Called once by a panel that shows :meth:`caption`, before it draws; does nothing
+        unless an explorer has a panel form of its figure."""
 
     def frame_key(self) -> Hashable | None:
         """A key that fixes the whole picture, if there is one; the panel reuses its frames."""
@@ -224,6 +231,7 @@ def explorer_panel(explorer: Explorer, controls: Mapping[str, widgets.ValueWidge
     has_caption = explorer.caption() is not None
     caption = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
     if has_caption:
+        explorer.use_caption()
         forget_backgrounds(explorer.fig)  # a cached background may hold the full texts
     frames: dict[Hashable, bytes] = {}  # frame_key -> PNG
 

@@ -56,6 +56,7 @@ class TransformerAttentionExplorer(Explorer):
         for (layer, head), ax in np.ndenumerate(self.grid.axes):
             if head == 0:
                 ax.set_ylabel(f"layer {layer + 1}\nquery position:token")
+        self.position_ticks = False  # a panel's ticks give positions only (use_caption)
         self.token_labels = self._labels(tokens)  # what the shared tick formatter shows
         position_token = FuncFormatter(lambda x, _pos: self.token_labels[round(x)])
         for ax in self.grid.axes.flat:  # one tick per position, labelled position:token
@@ -113,8 +114,9 @@ class TransformerAttentionExplorer(Explorer):
         weights = torch.stack([w[0] for w in self.model.attention_weights])  # (L, h, T, T)
         return weights.cpu(), logits[0].argmax(-1).cpu()  # (L, h, T, T), (T,)
 
-    @staticmethod
-    def _labels(tokens: torch.Tensor) -> list[str]:
+    def _labels(self, tokens: torch.Tensor) -> list[str]:
+        if self.position_ticks:
+            return [str(i) for i in range(len(tokens))]
         return [f"{i}:{t}" for i, t in enumerate(tokens.tolist())]
 
     def _draw(self, tokens: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> None:
@@ -148,7 +150,19 @@ class TransformerAttentionExplorer(Explorer):
         return self.fig
 
     def changing_artists(self) -> list[Artist]:
-        return [*self.grid.changing_artists(), *self.titles, self.suptitle, *self.tick_labels]
+        ticks = [] if self.position_ticks else self.tick_labels  # positions never change
+        return [*self.grid.changing_artists(), *self.titles, self.suptitle, *ticks]
+
+    def use_caption(self) -> None:
+        """In a panel the ticks give positions only: the caption's input line has the tokens
+        (32 tick labels of three glyphs were most of what a move redrew)."""
+        self.position_ticks = True
+        for (layer, head), ax in np.ndenumerate(self.grid.axes):
+            if layer == self.grid.axes.shape[0] - 1:
+                ax.set_xlabel("key position")
+            if head == 0:
+                ax.set_ylabel(f"layer {layer + 1}\nquery position")
+        self.update()
 
     def caption(self) -> str:
         """The output line and a table of every head's H, d_diag and d_anti."""
