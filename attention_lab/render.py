@@ -119,20 +119,14 @@ def _left_out(artist: Artist) -> Iterator[None]:
     layout of its axis label); other artists are hidden.  Either way the
     artist is as it was afterwards.
     """
-    if isinstance(artist, Text):
-        alpha = artist.get_alpha()
-        artist.set_alpha(0.0)
-        try:
-            yield
-        finally:
-            artist.set_alpha(alpha)
-    else:
-        visible = artist.get_visible()
-        artist.set_visible(False)
-        try:
-            yield
-        finally:
-            artist.set_visible(visible)
+    get, set_, out = ((artist.get_alpha, artist.set_alpha, 0.0) if isinstance(artist, Text)
+                      else (artist.get_visible, artist.set_visible, False))
+    before = get()
+    set_(out)
+    try:
+        yield
+    finally:
+        set_(before)
 
 
 BACKGROUNDS_KEPT = 8  # per figure, e.g. one per number of visible panels
