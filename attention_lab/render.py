@@ -9,18 +9,16 @@ this module.
 from __future__ import annotations
 
 import contextlib
-import math
 import struct
+import weakref
 import zlib
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-import matplotlib
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
@@ -34,8 +32,8 @@ def figure_png(fig: Figure, dpi: int = 80, changing: Sequence[Artist] | None = N
     update changed (children of ``fig`` or of its Axes; an Axes or an Axis
     counts as one artist), the rest of the figure is drawn once into a cached
     background and later calls restore it and draw only those artists, in the
-    order a full draw would use, pasting the glyphs of any text drawn before
-    (:func:`_draw_text`): several times faster, and the same picture (tested).
+    order a full draw would use: several times faster, and the same picture
+    (tested).
     A background is drawn for each dpi, artist list and set of visible Axes
     (the last few are kept); a full draw discards them.  PNGs are RGB (figures
     are opaque), written by :func:`png_bytes`.
@@ -45,10 +43,19 @@ def figure_png(fig: Figure, dpi: int = 80, changing: Sequence[Artist] | None = N
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     if changing is None:
         canvas.draw()
-        fig._attention_lab_backgrounds = {}  # a full draw may have changed what they hold
+        forget_backgrounds(fig)  # a full draw may have changed what they hold
     else:
         _blit(fig, canvas, _draw_order(fig, changing))
     return png_bytes(np.asarray(canvas.buffer_rgba())[..., :3])  # opaque: alpha is waste
+
+
+def forget_backgrounds(fig: Figure) -> None:
+    """Drop the backgrounds cached for ``fig``: the next blit draws the rest of it afresh.
+
+    Call it after changing something that no ``changing`` list names (for
+    example hiding a title); a full draw (``changing=None``) does it too.
+    """
+    _backgrounds.pop(fig, None)
 
 
 def _png_chunk(tag: bytes, data: bytes) -> bytes:
@@ -104,18 +111,28 @@ def _draw_order(fig: Figure, changing: Sequence[Artist]) -> list[Artist]:
     return order
 
 
-def _left_out(artist: Artist) -> contextlib.AbstractContextManager:
-    """Keep ``artist`` out of the background draw.
+@contextlib.contextmanager
+def _left_out(artist: Artist) -> Iterator[None]:
+    """Keep ``artist`` out of the background draw, through its public setters.
 
     Texts are drawn fully transparent (a tick label must still count in the
-    layout of its axis label); other artists are hidden.
+    layout of its axis label); other artists are hidden.  Either way the
+    artist is as it was afterwards.
     """
-    if isinstance(artist, Text):
-        return artist._cm_set(alpha=0.0)
-    return artist._cm_set(visible=False)
+    get, set_, out = ((artist.get_alpha, artist.set_alpha, 0.0) if isinstance(artist, Text)
+                      else (artist.get_visible, artist.set_visible, False))
+    before = get()
+    set_(out)
+    try:
+        yield
+    finally:
+        set_(before)
 
 
 BACKGROUNDS_KEPT = 8  # per figure, e.g. one per number of visible panels
+
+# figure -> {key: background}; a figure's entry goes when the figure does
+_backgrounds: weakref.WeakKeyDictionary[Figure, dict[tuple, object]] = weakref.WeakKeyDictionary()
 
 
 def _blit(fig: Figure, canvas: FigureCanvasAgg, order: list[Artist]) -> None:
@@ -126,7 +143,7 @@ def _blit(fig: Figure, canvas: FigureCanvasAgg, order: list[Artist]) -> None:
     """
     key = (fig.dpi, canvas.get_width_height(), tuple(map(id, order)),
            tuple(ax.get_visible() for ax in fig.axes))
-    backgrounds = fig.__dict__.setdefault("_attention_lab_backgrounds", {})
+    backgrounds = _backgrounds.setdefault(fig, {})
     if key in backgrounds:
         canvas.restore_region(backgrounds[key])
     else:
@@ -139,99 +156,4 @@ def _blit(fig: Figure, canvas: FigureCanvasAgg, order: list[Artist]) -> None:
         backgrounds[key] = canvas.copy_from_bbox(fig.bbox)
     renderer = canvas.get_renderer()
     for artist in order:
-        if isinstance(artist, Text):
-            _draw_text(artist, renderer)
-        else:
-            artist.draw(renderer)
-
-
-GLYPH_RUNS_KEPT = 4096  # rendered texts kept by _draw_text (tick labels, titles, ...)
-
-
-_glyph_runs: OrderedDict[tuple, list[tuple[np.ndarray, int, int, float]]] = OrderedDict()
-
-
-def _text_key(text: Text, renderer: RendererAgg) -> tuple | None:
-    """Everything that shapes ``text``'s glyphs, or None for texts that are not kept.
-
-    The anchor is in pixels, so a kept text is pasted exactly where it was
-    drawn; colour and alpha are applied when pasting.  Texts with a box, path
-    effects, TeX, wrapping or a clip, and subclasses (an Annotation draws its
-    arrow too), are drawn afresh every time.
-    """
-    if (type(text) is not Text or text.get_bbox_patch() is not None
-            or text.get_path_effects() or text.get_usetex() or text.get_wrap()
-            or text.get_clip_on() and (text.get_clip_box() or text.get_clip_path())):
-        return None
-    font = text.get_fontproperties()
-    return (text.get_text(), tuple(text.get_transform().transform(text.get_unitless_position())),
-            text.get_rotation(), text.get_rotation_mode(), text.get_horizontalalignment(),
-            text.get_verticalalignment(), text._multialignment, text._linespacing,
-            tuple(font.get_family()), font.get_style(), font.get_variant(), font.get_weight(),
-            font.get_stretch(), font.get_size_in_points(), font.get_file(),
-            text.get_antialiased(), renderer.dpi,
-            get_hinting_flag(), matplotlib.rcParams["text.hinting_factor"],
-            matplotlib.rcParams["text.kerning_factor"])
-
-
-class _TextRecorder:
-    """Stands in for ``RendererAgg.draw_text`` while one Text draws.
-
-    Paints the same pixels and keeps each line as ``(glyph bitmap, x, y,
-    angle)``; a line of mathtext is drawn by Agg and makes the text not kept.
-    """
-
-    def __init__(self, renderer: RendererAgg):
-        self.renderer = renderer
-        self.runs: list[tuple[np.ndarray, int, int, float]] = []
-        self.kept = True
-
-    def __call__(self, gc, x, y, s, prop, angle, ismath=False, mtext=None) -> None:
-        if ismath:
-            self.kept = False
-            RendererAgg.draw_text(self.renderer, gc, x, y, s, prop, angle, ismath, mtext)
-            return
-        font = self.renderer._prepare_font(prop)
-        font.set_text(s, 0, flags=get_hinting_flag())
-        font.draw_glyphs_to_bitmap(antialiased=gc.get_antialiased())
-        descent = font.get_descent() / 64
-        x_offset, y_offset = font.get_bitmap_offset()
-        x = round(x + x_offset / 64 + descent * math.sin(math.radians(angle)))
-        y = round(y + y_offset / 64 + descent * math.cos(math.radians(angle))) + 1
-        glyphs = np.array(font.get_image())  # a copy: the font's buffer is reused
-        self.renderer._renderer.draw_text_image(glyphs, x, y, angle, gc)
-        self.runs.append((glyphs, x, y, angle))
-
-
-def _draw_text(text: Text, renderer: RendererAgg) -> None:
-    """``text.draw(renderer)``, pasting the glyphs of a text drawn before instead of
-    laying it out and rasterising it again (tick labels and titles repeat as a
-    slider moves back and forth).  Same pixels; the last :data:`GLYPH_RUNS_KEPT`
-    texts are kept.
-    """
-    key = _text_key(text, renderer) if text.get_visible() and text.get_text() else None
-    if key is None:
-        text.draw(renderer)
-        return
-    runs = _glyph_runs.get(key)
-    if runs is None:
-        recorder = _TextRecorder(renderer)
-        renderer.draw_text = recorder  # this renderer only, while this text draws
-        try:
-            text.draw(renderer)
-        finally:
-            del renderer.draw_text
-        if recorder.kept:
-            _glyph_runs[key] = recorder.runs
-            if len(_glyph_runs) > GLYPH_RUNS_KEPT:
-                _glyph_runs.popitem(last=False)  # the least recently used
-        return
-    _glyph_runs.move_to_end(key)
-    gc = renderer.new_gc()
-    gc.set_foreground(text.get_color())
-    gc.set_alpha(text.get_alpha())
-    gc.set_antialiased(text.get_antialiased())
-    for glyphs, x, y, angle in runs:
-        renderer._renderer.draw_text_image(glyphs, x, y, angle, gc)
-    gc.restore()
-
+        artist.draw(renderer)

@@ -3,7 +3,10 @@
 Each factory returns ``(explorer, moves)``: the explorer at its defaults and a
 list of ``update`` keyword sets that, between them, move every control.  The
 render tests replay the moves to compare blitted frames with full draws; the
-chapter tests start from the same explorers.
+chapter tests start from the same explorers.  :data:`REFUSED` lists, per case,
+``update`` keyword sets the explorer must refuse, with the error and a pattern
+of its message: the panel tests check that each leaves the explorer and its
+figure as they were and that a panel shows the message.
 """
 
 import torch
@@ -76,6 +79,66 @@ def max_source():
 def transformer():
     return (TransformerAttentionExplorer(tiny_transformer(), "314159"),
             [{"sequence": "000000"}, {"sequence": "987654"}])
+
+
+NUMBER = "must be a number in"
+INTEGER = "must be an integer"
+REFUSED = {
+    "nadaraya_watson": [
+        ({"sigma": 1e200}, ValueError, rf"sigma \(the kernel width\) {NUMBER} 0.0001 .. 10000, "
+                                        r"got 1e\+200"),
+        ({"sigma": 0}, ValueError, rf"sigma \(the kernel width\) {NUMBER}"),
+        ({"sigma": float("nan")}, ValueError, r"sigma .* got nan"),
+        ({"sigma": "1"}, TypeError, rf"sigma .* {NUMBER} .* got str '1'"),
+        ({"sigma": True}, TypeError, r"sigma .* got bool True"),
+        ({"query": 20}, ValueError, rf"query \(a row index into x_query\) {INTEGER} 0 .. 19"),
+        ({"query": 2.0}, TypeError, rf"query .* {INTEGER} .* got float 2.0"),
+        ({"sigma": 0.5, "query": 99}, ValueError, r"query .* got 99")],
+    "temperature": [
+        ({"temperature": 0}, ValueError, r"temperature \(divides the scores\) must be a positive "
+                                         r"finite number, got 0"),
+        ({"temperature": float("inf")}, ValueError, "temperature .* got inf"),
+        ({"temperature": "hot"}, TypeError, "temperature .* must be a number, got str")],
+    "masked": [
+        ({"valid_len_0": 5}, ValueError, rf"valid_len_0 {INTEGER} 0 .. 4, got 5"),
+        ({"valid_len_1": -1}, ValueError, rf"valid_len_1 {INTEGER} 0 .. 4, got -1"),
+        ({"valid_len_0": 1.5}, TypeError, rf"valid_len_0 {INTEGER} 0 .. 4, got float 1.5"),
+        ({"valid_len_0": True}, TypeError, "valid_len_0 .* got bool True"),
+        ({"valid_len_0": 1, "valid_len_1": 9}, ValueError, "valid_len_1 .* got 9"),
+        ({"valid_len_2": 1}, TypeError, r"unknown keyword\(s\) \['valid_len_2'\]")],
+    "additive": [
+        ({"valid_len_0": 11}, ValueError, rf"valid_len_0 {INTEGER} 0 .. 10, got 11"),
+        ({"num_hiddens": 0}, ValueError, rf"num_hiddens {INTEGER} 1 .. 4096, got 0"),
+        ({"num_hiddens": 10**6}, ValueError, "num_hiddens .* got 1000000"),
+        ({"valid_len_0": 3, "num_hiddens": 2.5}, TypeError, "num_hiddens .* got float 2.5")],
+    "scaling": [
+        ({"d": 3}, ValueError, r"d must be one of \[2, 4, .*, 1024\], got 3"),
+        ({"d": True}, ValueError, "d must be one of .* got True"),
+        ({"sigma": 1e200}, ValueError, rf"sigma \(entries are N\(0, sigma\^2\)\) {NUMBER} "
+                                        r"0.001 .. 1000, got 1e\+200"),
+        ({"d": 2, "sigma": -1}, ValueError, "sigma .* got -1")],
+    "multihead": [
+        ({"num_heads": 3}, ValueError, r"num_heads must be one of \[1, 2, 4, 8\], got 3"),
+        ({"valid_len_0": 7}, ValueError, rf"valid_len_0 {INTEGER} 0 .. 6, got 7"),
+        ({"num_heads": 2, "valid_len_0": 7}, ValueError, "valid_len_0 .* got 7"),
+        ({"valid_len_0": 2, "num_heads": 3}, ValueError, "num_heads .* got 3"),
+        ({"num_heads": "2"}, ValueError, "num_heads .* got '2'")],
+    "alignment": [
+        ({"digits": "12a4"}, ValueError, "digits must be a string of 4 digits 0-9, got '12a4'"),
+        ({"digits": "123"}, ValueError, "digits must be a string of 4 digits 0-9, got '123'"),
+        ({"digits": "\u0661\u0662\u0663\u0664"}, ValueError, "digits must be a string of 4"),
+        ({"digits": 1234}, TypeError, "digits must be a string of 4 digits 0-9, got int 1234"),
+        ({"model": "nope"}, ValueError, r"model must be one of \['concat', 'additive'\], got "
+                                        "'nope'"),
+        ({"digits": "9071", "model": "nope"}, ValueError, "model must be one of")],
+    "transformer": [
+        ({"sequence": "12345"}, ValueError, "sequence must have 6 tokens .* got 5"),
+        ({"sequence": "31415a"}, ValueError, "sequence must be a string of digits, got '31415a'"),
+        ({"sequence": [1, 2, 3, 4, 5, 1.5]}, TypeError, "sequence must hold integer token ids"),
+        ({"sequence": [1, 2, 3, 4, 5, 10]}, ValueError, r"token ids in 0 \.\. 9"),
+        ({"sequence": 314159}, TypeError, "sequence must be a string of digits or a list of "
+                                          "token ids, got int")],
+}
 
 
 CASES = {make.__name__: make for make in (

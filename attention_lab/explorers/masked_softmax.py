@@ -7,10 +7,13 @@ from collections.abc import Sequence
 import torch
 from matplotlib.artist import Artist
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 import attention_utils as au
 from attention_lab.layout import freeze_layout
-from attention_lab.panel import Explorer, valid_lengths
+from attention_lab.panel import Explorer, check_data, check_figsize, valid_lengths
+
+MAX_ROWS = 8  # batch rows the figure draws side by side
 
 
 class MaskedSoftmaxExplorer(Explorer):
@@ -23,21 +26,30 @@ class MaskedSoftmaxExplorer(Explorer):
     keyword per batch row, named as in :attr:`names`, so a dict of one
     ``IntSlider`` per row plugs straight into :func:`explorer_panel`; rows left
     out keep their length.  ``valid_lens`` (default: every key valid) sets the
-    starting lengths.
+    starting lengths.  In a panel the titles name the rows and the caption
+    gives the lengths.
     """
 
     def __init__(self, scores: torch.Tensor, valid_lens: Sequence[int] | None = None,
                  figsize: tuple[float, float] = (2.8, 2.2)):
-        au.check_tensor("scores", scores, 3, "(batch, num_queries, num_kv)")
+        check_data("scores", scores, 3, "(batch, num_queries, num_kv)")
         batch, _, num_kv = scores.shape
-        self.scores = scores.detach().clone()  # (B, Tq, Tk)
+        if batch > MAX_ROWS:
+            raise ValueError(f"scores must have 1 .. {MAX_ROWS} batch rows (one panel each), "
+                             f"got {batch}")
+        figsize = check_figsize(figsize)
         self.names = tuple(f"valid_len_{i}" for i in range(batch))
-        valid_lens = (num_kv,) * batch if valid_lens is None else tuple(valid_lens)
+        if valid_lens is None:
+            valid_lens = (num_kv,) * batch
+        if isinstance(valid_lens, str) or not isinstance(valid_lens, Sequence):
+            raise TypeError(f"valid_lens must be None or one integer per batch row ({batch}), "
+                            f"got {valid_lens!r}")
         if len(valid_lens) != batch:
             raise ValueError(f"valid_lens must have one length per batch row ({batch}), "
                              f"got {len(valid_lens)}")
         self.valid_lens = valid_lengths(dict(zip(self.names, valid_lens, strict=True)),
                                         self.names, (num_kv,) * batch, num_kv)
+        self.scores = scores.detach().clone()  # (B, Tq, Tk)
         self.grid = au.HeatmapGrid(self._weights(), "keys", "queries", figsize=figsize, vmin=0.0,
                                    vmax=1.0, annotate=True, titles=self._titles())
         freeze_layout(self.grid.fig)
@@ -48,18 +60,23 @@ class MaskedSoftmaxExplorer(Explorer):
                                  hatch="//", linewidth=0) for ax in self.grid.axes[0]]
         self.update()
 
-    def _weights(self) -> torch.Tensor:
-        lengths = torch.tensor(self.valid_lens, device=self.device)  # (B,)
+    def _weights(self, valid_lens: Sequence[int] | None = None) -> torch.Tensor:
+        lengths = torch.tensor(self.valid_lens if valid_lens is None else valid_lens,
+                               device=self.device)  # (B,)
         return au.masked_softmax(self.scores, lengths)  # (B, Tq, Tk)
 
     def _titles(self) -> list[str]:
         return [f"batch row {i}: valid_len={n}" for i, n in enumerate(self.valid_lens)]
 
     def update(self, **valid_lens: int) -> Figure:
-        """Recompute the weights with the given lengths; redraws images, bands and labels."""
-        self.valid_lens = valid_lengths(valid_lens, self.names, self.valid_lens,
-                                        self.scores.shape[-1])
-        weights = au.to_numpy(self._weights())  # (B, Tq, Tk)
+        """Recompute the weights with the given lengths; redraws images, bands and labels.
+
+        Each ``valid_len_<i>`` is an integer in ``0 .. num_kv``; rows left out
+        (or None) keep their length.
+        """
+        lengths = valid_lengths(valid_lens, self.names, self.valid_lens, self.scores.shape[-1])
+        weights = au.to_numpy(self._weights(lengths))  # (B, Tq, Tk)
+        self.valid_lens = lengths
         self.grid.set_matrices(weights)
         num_kv = weights.shape[-1]
         for ax, mask, title, n in zip(self.grid.axes[0], self.masks, self._titles(),
@@ -73,4 +90,10 @@ class MaskedSoftmaxExplorer(Explorer):
     def changing_artists(self) -> list[Artist]:
         return [*self.grid.changing_artists(), *self.masks,
                 *(ax.title for ax in self.grid.axes[0])]
+
+    def caption(self) -> str:
+        return f"valid lengths, one per batch row: <b>{list(self.valid_lens)}</b>"
+
+    def caption_texts(self) -> dict[Text, str]:
+        return {ax.title: f"batch row {i}" for i, ax in enumerate(self.grid.axes[0])}
 

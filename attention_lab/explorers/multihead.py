@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from matplotlib.artist import Artist
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 import attention_utils as au
 from attention_lab.data.examples import (
@@ -16,7 +17,13 @@ from attention_lab.data.examples import (
     token_embeddings,
 )
 from attention_lab.layout import freeze_layout
-from attention_lab.panel import Explorer, valid_lengths
+from attention_lab.panel import Explorer, check_choice, check_int, check_number, valid_lengths
+
+MAX_HIDDENS = 1024  # num_hiddens the explorer accepts
+MAX_HEADS = 16  # columns of panels
+MAX_SENTENCES = 4  # rows of panels
+MAX_TOKENS = 16  # tokens per sentence
+UNUSED_HEAD = "0.88"  # the face of a column beyond num_heads (its map hidden)
 
 
 class MultiHeadExplorer(Explorer):
@@ -24,8 +31,10 @@ class MultiHeadExplorer(Explorer):
 
     One row of heatmaps per sentence (queries down, keys across, both labelled
     with the sentence's tokens), one column per head.  ``max_heads`` columns are
-    drawn once; :meth:`update` changes the image data in place and hides the
-    columns beyond ``num_heads`` with ``set_visible``.  The layer is rebuilt
+    drawn once, each map a ``pcolormesh`` (a quarter of an ``imshow``'s drawing
+    time here); :meth:`update` changes the maps' data in place, and the columns
+    beyond ``num_heads`` show an empty grey frame (the layout never changes, so
+    a new head count only redraws the maps).  The layer is rebuilt
     from ``seed`` when ``num_heads`` changes, so a setting always gives the same
     picture; since ``W_q``, ``W_k``, ``W_v`` are ``(num_hiddens, num_hiddens)``
     whatever the head count, every head count uses the *same* matrices, split
@@ -35,16 +44,27 @@ class MultiHeadExplorer(Explorer):
     def __init__(self, sentences: Sequence[Sequence[str]] = MULTIHEAD_SENTENCES,
                  num_hiddens: int = 16, max_heads: int = 8, num_heads: int = 8,
                  valid_lens: Sequence[int] | None = None, seed: int = 0, scale: float = 2.0):
-        if max_heads < 1 or num_hiddens % max_heads:
+        self.tokens = _check_sentences(sentences)
+        num_hiddens = check_int("num_hiddens", num_hiddens, 1, MAX_HIDDENS)
+        max_heads = check_int("max_heads", max_heads, 1, MAX_HEADS)
+        if num_hiddens % max_heads:
             raise ValueError(f"max_heads must divide num_hiddens, got num_hiddens={num_hiddens} "
                              f"and max_heads={max_heads}")
-        self.tokens = [list(sentence) for sentence in sentences]
-        self.num_hiddens, self.max_heads, self.seed = num_hiddens, max_heads, seed
+        self.num_hiddens, self.max_heads = num_hiddens, max_heads
+        self.seed = check_int("seed", seed, 0, 2**63 - 1)
+        scale = check_number("scale", scale, 1e-3, 1e3, "of the token embeddings")
         self.head_choices = [h for h in range(1, max_heads + 1) if num_hiddens % h == 0]
-        self.X = token_embeddings(self.tokens, num_hiddens, seed, scale)  # (B, T, d)
+        num_heads = check_choice("num_heads", num_heads, self.head_choices)
+        self.names = tuple(f"valid_len_{i}" for i in range(len(self.tokens)))
         if valid_lens is None:
             valid_lens = [sum(token != "<pad>" for token in s) for s in self.tokens]
-        self.valid_lens = list(valid_lens)
+        if isinstance(valid_lens, str) or not isinstance(valid_lens, Sequence) \
+                or len(valid_lens) != len(self.tokens):
+            raise TypeError(f"valid_lens must be None or one integer per sentence "
+                            f"({len(self.tokens)}), got {valid_lens!r}")
+        self.valid_lens = list(valid_lengths(dict(zip(self.names, valid_lens, strict=True)),
+                                             self.names, valid_lens, len(self.tokens[0])))
+        self.X = token_embeddings(self.tokens, num_hiddens, self.seed, scale)  # (B, T, d)
         self.num_heads = None
         self._build_figure()
         self.update(num_heads=num_heads)
@@ -54,11 +74,12 @@ class MultiHeadExplorer(Explorer):
         self.fig = Figure(figsize=(1.35 * self.max_heads + 1.2, 1.75 * batch),
                           layout="constrained")
         self.axes = self.fig.subplots(batch, self.max_heads, squeeze=False)
-        blank = np.zeros((num_tokens, num_tokens))
-        self.images = [[ax.imshow(blank, cmap="Reds", vmin=0.0, vmax=1.0,
-                                  interpolation="nearest", aspect="auto") for ax in row]
-                       for row in self.axes]
+        blank, edges = np.zeros((num_tokens, num_tokens)), np.arange(num_tokens + 1) - 0.5
+        self.images = [[ax.pcolormesh(edges, edges, blank, cmap="Reds", vmin=0.0, vmax=1.0)
+                        for ax in row] for row in self.axes]
         for (r, c), ax in np.ndenumerate(self.axes):
+            ax.set(xlim=(edges[0], edges[-1]), ylim=(edges[-1], edges[0]),  # queries down
+                   facecolor=UNUSED_HEAD)
             ax.set_xticks(range(num_tokens), self.tokens[r], rotation=90, fontsize=7)
             ax.set_yticks(range(num_tokens), self.tokens[r] if c == 0 else [], fontsize=7)
             if r == 0:
@@ -80,34 +101,62 @@ class MultiHeadExplorer(Explorer):
 
     def weights(self) -> torch.Tensor:
         """Self-attention weights ``(batch, num_heads, num_tokens, num_tokens)`` on the CPU."""
-        lengths = torch.tensor(self.valid_lens, device=self.device)
+        return self._weights(self.layer, self.valid_lens)
+
+    def _weights(self, layer: au.MultiHeadAttention, valid_lens: Sequence[int]) -> torch.Tensor:
+        lengths = torch.tensor(valid_lens, device=self.device)
         with torch.no_grad():
-            self.layer(self.X, self.X, self.X, lengths)
-        return self.layer.attention_weights.cpu()  # (B, h, T, T)
+            layer(self.X, self.X, self.X, lengths)
+        return layer.attention_weights.cpu()  # (B, h, T, T)
 
     def update(self, num_heads: int | None = None, **valid_lens: int) -> Figure:
-        """Set ``num_heads`` and/or ``valid_len_0``, ``valid_len_1``, ...; redraw in place."""
-        names = [f"valid_len_{i}" for i in range(len(self.tokens))]
-        lengths = valid_lengths(valid_lens, names, self.valid_lens, len(self.tokens[0]))
-        if num_heads is not None and num_heads not in self.head_choices:
-            raise ValueError(f"num_heads must be one of {self.head_choices} (divisors of "
-                             f"num_hiddens={self.num_hiddens} up to {self.max_heads}), "
-                             f"got {num_heads!r}")
-        self.valid_lens = list(lengths)
-        if num_heads is not None and num_heads != self.num_heads:
-            self.num_heads, self.layer = num_heads, self._build_layer(num_heads)
-        weights = self.weights().numpy()  # (B, h, T, T)
+        """Set ``num_heads`` (one of :attr:`head_choices`) and/or ``valid_len_0``,
+        ``valid_len_1``, ... (each in ``0 .. num_tokens``); redraw in place.
+
+        Everything is checked and computed before anything changes: a rejected
+        update leaves the explorer and its figure as they were.
+        """
+        lengths = list(valid_lengths(valid_lens, self.names, self.valid_lens,
+                                     len(self.tokens[0])))
+        heads = self.num_heads if num_heads is None else \
+            check_choice("num_heads", num_heads, self.head_choices)
+        layer = self.layer if heads == self.num_heads else self._build_layer(heads)
+        weights = self._weights(layer, lengths).numpy()  # (B, h, T, T)
+        self.valid_lens, self.num_heads, self.layer = lengths, heads, layer
         for r, row in enumerate(self.images):
             for c, image in enumerate(row):
-                self.axes[r, c].set_visible(c < self.num_heads)
+                image.set_visible(c < self.num_heads)
                 if c < self.num_heads:
-                    image.set_data(weights[r, c])
-        self.title.set_text(f"num_heads = {self.num_heads} (d_h = "
-                            f"{self.num_hiddens // self.num_heads}), valid_lens = "
-                            f"{self.valid_lens}")
+                    image.set_array(weights[r, c])
+        self.title.set_text(self._setting())
         return self.fig
 
+    def _setting(self) -> str:
+        return (f"num_heads = {self.num_heads} (d_h = {self.num_hiddens // self.num_heads}), "
+                f"valid_lens = {self.valid_lens}")
+
     def changing_artists(self) -> list[Artist]:
-        """Images and title; hiding a column rebuilds the cached background."""
+        """The maps and the title."""
         return [*(image for row in self.images for image in row), self.title]
 
+    def caption(self) -> str:
+        return f"<b>{self._setting()}</b>"
+
+    def caption_texts(self) -> dict[Text, str]:
+        return {self.title: "multi-head self-attention weights"}
+
+
+def _check_sentences(sentences: object) -> list[list[str]]:
+    """1 .. :data:`MAX_SENTENCES` token lists (strings), all of one length in 1 ..
+    :data:`MAX_TOKENS`."""
+    if isinstance(sentences, str) or not isinstance(sentences, Sequence) or not all(
+            isinstance(s, Sequence) and not isinstance(s, str)
+            and all(isinstance(token, str) for token in s) for s in sentences):
+        raise TypeError(f"sentences must be a list of token lists (strings), got {sentences!r}")
+    lengths = sorted({len(s) for s in sentences})
+    if not 1 <= len(sentences) <= MAX_SENTENCES or len(lengths) != 1 \
+            or not 1 <= lengths[0] <= MAX_TOKENS:
+        raise ValueError(f"sentences must be 1 .. {MAX_SENTENCES} token lists of one length in "
+                         f"1 .. {MAX_TOKENS} (pad them), got {len(sentences)} of lengths "
+                         f"{lengths}")
+    return [list(s) for s in sentences]

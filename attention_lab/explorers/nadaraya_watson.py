@@ -9,12 +9,16 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 import attention_utils as au
 from attention_lab.layout import freeze_layout, index_ticks, nice_ceiling, pin_ylabel
-from attention_lab.panel import Explorer
+from attention_lab.panel import Explorer, check_data, check_int, check_number
 
 NW_TICKS = np.linspace(0, 1, 6)  # colour-bar ticks, as fractions of the image's range
+HEADINGS = ("attention weights (rows sum to 1)", "Nadaraya-Watson fit",
+            "weights of the selected query")  # the titles' constant parts
+SIGMA_RANGE = (1e-4, 1e4)  # kernel widths the explorer accepts (the slider spans 0.02 .. 5)
 
 
 class NadarayaWatsonExplorer(Explorer):
@@ -29,29 +33,55 @@ class NadarayaWatsonExplorer(Explorer):
     function and the prediction, with the selected query marked; below it the
     selected row's weights as bars over ``x_i``.  ``update(sigma=..., query=...)``
     changes the image data, the prediction line, the bars and the titles, and
-    returns the figure.  ``query`` is a row index into ``x_query``.
+    returns the figure.  ``sigma`` lies in :data:`SIGMA_RANGE`; ``query`` is a
+    row index into ``x_query``.  The tensors must be finite.  In a panel the
+    titles keep their headings and the caption gives σ, the error and the row.
     """
 
     def __init__(self, x_train: torch.Tensor, y_train: torch.Tensor, x_query: torch.Tensor,
                  y_true: torch.Tensor | None = None, sigma: float = 1.0, query: int | None = None):
+        check_data("x_train", x_train, 1, "(num_kv,)")
+        check_data("y_train", y_train, 1, "(num_kv,)")
+        check_data("x_query", x_query, 1, "(num_queries,)")
+        if y_train.shape != x_train.shape:
+            raise ValueError(f"y_train must be (num_kv,) like x_train {tuple(x_train.shape)}, "
+                             f"got {tuple(y_train.shape)}")
+        if y_true is not None:
+            check_data("y_true", y_true, 1, "(num_queries,)")
+            if y_true.shape != x_query.shape:
+                raise ValueError(f"y_true must be (num_queries,) like x_query "
+                                 f"{tuple(x_query.shape)}, got {tuple(y_true.shape)}")
         self.x_train, self.y_train, self.x_query = x_train, y_train, x_query
         self.y_true = None if y_true is None else au.to_numpy(y_true)
-        if self.y_true is not None and self.y_true.shape != tuple(x_query.shape):
-            raise ValueError(f"y_true must be (num_queries,) like x_query {tuple(x_query.shape)}, "
-                             f"got {self.y_true.shape}")
-        self.sigma = au.check_positive("sigma", sigma, "the kernel width")
-        self.query = len(x_query) // 2
-        self._compute()
+        self.sigma = self._check_sigma(sigma)
+        self.query = len(x_query) // 2 if query is None else self._check_query(query)
+        self.y_hat, self.weights = self._compute(self.sigma)  # (Tq,), (Tq, Tk)
         self.fig = Figure(figsize=(12, 4.8), layout="constrained")
         self._draw()
-        self.update(query=query)  # titles set before the layout is computed, so they fit
+        self._redraw()  # titles set before the layout is computed, so they fit
         freeze_layout(self.fig)
         for ax in (self.colorbar.ax, self.axes[2]):  # their tick labels change with sigma
             pin_ylabel(ax)
 
-    def _compute(self) -> None:
-        y_hat, weights = au.nadaraya_watson(self.x_query, self.x_train, self.y_train, self.sigma)
-        self.y_hat, self.weights = au.to_numpy(y_hat), au.to_numpy(weights)  # (Tq,), (Tq, Tk)
+    @staticmethod
+    def _check_sigma(sigma: object) -> float:
+        return check_number("sigma", sigma, *SIGMA_RANGE, "the kernel width")
+
+    def _check_query(self, query: object) -> int:
+        return check_int("query (a row index into x_query)", query, 0, len(self.x_query) - 1)
+
+    def _compute(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+        """Prediction ``(Tq,)`` and weights ``(Tq, Tk)`` for kernel width ``sigma``, as arrays.
+
+        Raises a ValueError naming ``sigma`` where the data's spread makes the
+        weights overflow (they are checked before anything is drawn).
+        """
+        y_hat, weights = au.nadaraya_watson(self.x_query, self.x_train, self.y_train, sigma)
+        y_hat, weights = au.to_numpy(y_hat), au.to_numpy(weights)  # (Tq,), (Tq, Tk)
+        if not (np.isfinite(weights).all() and np.isfinite(y_hat).all()):
+            raise ValueError(f"sigma={sigma:g} gives non-finite weights for these data: use a "
+                             "larger sigma or data of a smaller spread")
+        return y_hat, weights
 
     def _draw(self) -> None:
         xs, ys, xq = au.to_numpy(self.x_train), au.to_numpy(self.y_train), au.to_numpy(self.x_query)
@@ -109,16 +139,14 @@ class NadarayaWatsonExplorer(Explorer):
     def update(self, sigma: float | None = None, query: int | None = None) -> Figure:
         """Recompute for kernel width ``sigma`` and outline query row ``query``; returns the fig.
 
-        Arguments left as None keep their current value.
+        ``sigma`` lies in :data:`SIGMA_RANGE`; ``query`` is a row index into
+        ``x_query``.  Arguments left as None keep their current value; a
+        rejected update changes nothing.
         """
-        if sigma is not None:
-            self.sigma = au.check_positive("sigma", sigma, "the kernel width")
-        if query is not None:
-            if not isinstance(query, int | np.integer) or not 0 <= query < len(self.x_query):
-                raise ValueError(f"query must be a row index in 0 .. {len(self.x_query) - 1}, "
-                                 f"got {query!r}")
-            self.query = int(query)
-        self._compute()
+        sigma = self.sigma if sigma is None else self._check_sigma(sigma)
+        query = self.query if query is None else self._check_query(query)
+        y_hat, weights = self._compute(sigma)  # (Tq,), (Tq, Tk)
+        self.sigma, self.query, self.y_hat, self.weights = sigma, query, y_hat, weights
         self._redraw()
         return self.fig
 
@@ -130,15 +158,15 @@ class NadarayaWatsonExplorer(Explorer):
         self.image.set_clim(0, vmax)
         self.colorbar.set_ticks(NW_TICKS, labels=[f"{vmax * t:.3g}" for t in NW_TICKS])
         self.row_box.set_ydata([q - 0.5, q - 0.5, q + 0.5, q + 0.5, q - 0.5])
-        self.weights_title.set_text(f"attention weights (rows sum to 1), σ = {self.sigma:.3g}")
+        self.weights_title.set_text(f"{HEADINGS[0]}, σ = {self.sigma:.3g}")
         self.curve.set_ydata(self.y_hat)
         self.marker.set_data([xq], [self.y_hat[q]])
         self.fit_line.set_xdata([xq, xq])
         self.row_line.set_xdata([xq, xq])
-        fit = "Nadaraya-Watson fit"
+        fit = HEADINGS[1]
         if self.y_true is not None:
             self.mse = float(np.mean((self.y_hat - self.y_true) ** 2))
-            fit += f": mean squared error vs true f = {self.mse:.3f}"
+            fit += f": {self._mse_text()}"
         self.fit_title.set_text(fit)
         self.bars.set_verts(self._bar_verts(row))
         top = nice_ceiling(1.15 * float(row.max()))
@@ -146,6 +174,23 @@ class NadarayaWatsonExplorer(Explorer):
         self.axes[2].set_yticks([0, top / 2, top], [f"{v:.3g}" for v in (0, top / 2, top)])
         self.row_title.set_text(f"row {q}: weights of query x = {xq:.2f}; largest "
                                 f"{row.max():.2f}, sum {row.sum():.2f}")
+
+    def _mse_text(self) -> str:
+        return f"mean squared error vs true f = {self.mse:.3f}"
+
+    def caption(self) -> str:
+        """σ, the fit's error and the selected row, which the titles give in the static figure."""
+        q, row = self.query, self.weights[self.query]  # (Tk,)
+        parts = [f"<b>σ = {self.sigma:.3g}</b>"]
+        if self.y_true is not None:
+            parts.append(f"fit: {self._mse_text()}")
+        parts.append(f"row {q}: query x = {float(self.x_query[q]):.2f}, largest weight "
+                     f"{row.max():.2f}, sum {row.sum():.2f}")
+        return " · ".join(parts)
+
+    def caption_texts(self) -> dict[Text, str]:
+        return dict(zip((self.weights_title, self.fit_title, self.row_title), HEADINGS,
+                        strict=True))
 
     def changing_artists(self) -> list[Artist]:
         """Everything but the data points, the true curve and the fixed axes."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -9,10 +10,11 @@ import numpy as np
 import torch
 from matplotlib.artist import Artist
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from torch.nn import functional as F
 
 from attention_lab.layout import freeze_layout
-from attention_lab.panel import Explorer
+from attention_lab.panel import Explorer, check_choice, check_int, check_number
 
 SCALING_DIMS = tuple(2 ** i for i in range(1, 11))  # d = 2 ... 1024
 
@@ -45,6 +47,19 @@ def _binned_normal_density(edges: np.ndarray, variance: float) -> np.ndarray:
     return (torch.diff(cdf) / torch.diff(torch.as_tensor(edges))).numpy()
 
 
+def _check_dims(dims: object) -> tuple[int, ...]:
+    """``dims``: increasing integers in ``1 ..`` :data:`MAX_SIZE`, at least one."""
+    if isinstance(dims, str) or not isinstance(dims, Sequence) or not dims:
+        raise TypeError(f"dims must be a non-empty list of increasing integers, got {dims!r}")
+    dims = tuple(check_int(f"dims[{i}]", d, 1, MAX_SIZE) for i, d in enumerate(dims))
+    if any(a >= b for a, b in itertools.pairwise(dims)):
+        raise ValueError(f"dims must be increasing, got {list(dims)}")
+    return dims
+
+
+SIGMA_RANGE = (1e-3, 1e3)  # entry scales the explorer accepts (the slider offers 0.5 .. 1.5)
+MAX_SIZE = 4096  # largest d, num_queries, num_kv
+MAX_ELEMENTS = 2**25  # num_queries * num_kv * max(dims): the keys, drawn once (128 MiB)
 HISTOGRAM_HEADROOM = 1.45  # y range / tallest bar: keeps the legend's corner free
 
 
@@ -59,7 +74,8 @@ class ScalingExplorer(Explorer):
     ``sigma^4 d`` and ``sigma^4``).
     Bottom: largest weight, entropy / log(num_kv) and softmax-gradient norm
     against ``d`` for both, a marker at the current ``d``, and a table of the
-    measured numbers.  :meth:`update` changes every artist in place.
+    measured numbers (in a panel: an HTML table, the caption).  :meth:`update`
+    changes every artist in place.
     """
 
     STATS = ("max_weight", "entropy", "grad_norm")
@@ -69,7 +85,19 @@ class ScalingExplorer(Explorer):
     def __init__(self, d: int = 64, sigma: float = 1.0, dims: Sequence[int] = SCALING_DIMS,
                  num_queries: int = 128, num_kv: int = 32, seed: int = 0,
                  raw_range: float = 120.0, scaled_range: float = 8.0, num_bins: int = 60):
-        self.dims = tuple(dims)
+        self.dims = _check_dims(dims)
+        num_queries = check_int("num_queries", num_queries, 1, MAX_SIZE)
+        num_kv = check_int("num_kv", num_kv, 2, MAX_SIZE)  # entropy / log(num_kv) needs 2
+        if num_queries * num_kv * max(self.dims) > MAX_ELEMENTS:
+            raise ValueError(f"num_queries * num_kv * max(dims) must be at most {MAX_ELEMENTS} "
+                             f"(the keys are drawn once), got {num_queries} * {num_kv} * "
+                             f"{max(self.dims)}")
+        seed = check_int("seed", seed, 0, 2**63 - 1)
+        raw_range = check_number("raw_range", raw_range, 1e-6, 1e12, "histogram half-width")
+        scaled_range = check_number("scaled_range", scaled_range, 1e-6, 1e12,
+                                    "histogram half-width")
+        num_bins = check_int("num_bins", num_bins, 1, 1000)
+        d, sigma = self._check(d, sigma)
         generator = torch.Generator().manual_seed(seed)
         self.q = torch.randn(num_queries, max(self.dims), generator=generator)  # (n, d)
         self.k = torch.randn(num_queries, num_kv, max(self.dims), generator=generator)  # (n,Tk,d)
@@ -80,10 +108,14 @@ class ScalingExplorer(Explorer):
         self.update(d=d, sigma=sigma)
         freeze_layout(self.fig)
 
+    def _check(self, d: object, sigma: object) -> tuple[int, float]:
+        """``d`` (one of ``dims``) and ``sigma`` (in :data:`SIGMA_RANGE`), checked."""
+        return (check_choice("d", d, self.dims),
+                check_number("sigma", sigma, *SIGMA_RANGE, "entries are N(0, sigma^2)"))
+
     def scores(self, d: int, sigma: float) -> dict[str, torch.Tensor]:
         """``{'raw': q.k, 'scaled': q.k / sqrt(d)}``, each ``(num_queries, num_kv)``."""
-        if d not in self.dims:
-            raise ValueError(f"d must be one of {self.dims}, got {d}")
+        d, sigma = self._check(d, sigma)
         q, k = self.q[:, :d] * sigma, self.k[:, :, :d] * sigma  # (n, d), (n, Tk, d)
         raw = torch.einsum("nd,ntd->nt", q, k)  # (n, Tk)
         return {"raw": raw, "scaled": raw / math.sqrt(d)}
@@ -129,8 +161,13 @@ class ScalingExplorer(Explorer):
                        ncols=2, title="solid: q·k   dashed: q·k/√d", title_fontsize=8)
         self.text = ax_text.text(0.0, 1.0, "", family="monospace", fontsize=9, va="top")
 
-    def update(self, d: int = 64, sigma: float = 1.0) -> Figure:
+    def update(self, d: int | None = None, sigma: float | None = None) -> Figure:
+        """Redraw for dimension ``d`` (one of ``dims``) and entry scale ``sigma`` (in
+        :data:`SIGMA_RANGE`); each left out keeps its value."""
+        d, sigma = self._check(self.d if d is None else d, self.sigma if sigma is None else sigma)
         scores = {kind: s.cpu() for kind, s in self.scores(d, sigma).items()}
+        curves = self.curves(sigma)
+        self.d, self.sigma = d, sigma
         theory_var = {"raw": sigma ** 4 * d, "scaled": sigma ** 4}
         for kind, s in scores.items():
             edges = self.bins[kind]
@@ -141,22 +178,34 @@ class ScalingExplorer(Explorer):
             self.theory[kind].set_data(density)
             top = max(heights.max(), density.max())  # (the legend sits in the top 30 %)
             self.theory[kind].axes.set_ylim(0, HISTOGRAM_HEADROOM * top)
-        curves = self.curves(sigma)
         for (kind, stat), line in self.lines.items():
             line.set_ydata(curves[kind][stat])
         self.marker.set_xdata([d, d])
         stats = {kind: softmax_stats(s) for kind, s in scores.items()}
-        rows = [("variance", *(f"{float(s.var()):10.2f}" for s in scores.values())),
-                ("theory σ⁴·d, σ⁴", *(f"{theory_var[k]:10.2f}" for k in scores)),
-                *((self.LABELS[stat], *(f"{stats[k][stat]:10.3f}" for k in scores))
-                  for stat in self.STATS)]
-        lines = [f"d = {d}, σ = {sigma:g}, Tk = {self.k.shape[1]}", "",
-                 f"{'':18}{'q·k':>10}{'q·k/√d':>10}"]
-        self.text.set_text("\n".join(lines + [f"{name:18}{a}{b}" for name, a, b in rows]))
+        self.table = [("variance", *(float(s.var()) for s in scores.values()), 2),
+                      ("theory σ⁴·d, σ⁴", *(theory_var[k] for k in scores), 2),
+                      *((self.LABELS[stat], *(stats[k][stat] for k in scores), 3)
+                        for stat in self.STATS)]
+        lines = [self._setting(), "", f"{'':18}{'q·k':>10}{'q·k/√d':>10}"]
+        self.text.set_text("\n".join(lines + [f"{name:18}{a:10.{n}f}{b:10.{n}f}"
+                                              for name, a, b, n in self.table]))
         return self.fig
+
+    def _setting(self) -> str:
+        return f"d = {self.d}, σ = {self.sigma:g}, Tk = {self.k.shape[1]}"
 
     def changing_artists(self) -> list[Artist]:
         """Histograms, curves, marker and table (the legends sit above every histogram)."""
         return [*self.stairs.values(), *self.theory.values(), *self.lines.values(),
                 self.marker, self.text]
 
+    def caption(self) -> str:
+        """The setting and the table of measured numbers, as an HTML table."""
+        cell = "style='padding: 0 10px; text-align: right'"
+        rows = "".join(f"<tr><td>{name}</td><td {cell}>{a:.{n}f}</td><td {cell}>{b:.{n}f}</td>"
+                       "</tr>" for name, a, b, n in self.table)
+        return (f"<b>{self._setting()}</b><table style='font-family: monospace'>"
+                f"<tr><th></th><th {cell}>q·k</th><th {cell}>q·k/√d</th></tr>{rows}</table>")
+
+    def caption_texts(self) -> dict[Text, str]:
+        return {self.text: "(the numbers: in the table above the figure)"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 import math
 from collections.abc import Sequence
@@ -10,13 +11,16 @@ import numpy as np
 import torch
 from matplotlib.artist import Artist
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
 
 import attention_utils as au
 from attention_lab.analysis import attention_distance, attention_entropy
 from attention_lab.layout import freeze_layout
 from attention_lab.models.transformer import TinyTransformer
-from attention_lab.panel import Explorer
+from attention_lab.panel import Explorer, check_figsize
+
+MAX_STEPS = 16  # tokens a sequence may have (one tick label each)
 
 
 class TransformerAttentionExplorer(Explorer):
@@ -39,9 +43,10 @@ class TransformerAttentionExplorer(Explorer):
                  figsize: tuple[float, float] = (2.8, 2.6)):
         if not isinstance(model, TinyTransformer):
             raise TypeError(f"model must be a TinyTransformer, got {type(model).__name__}")
+        figsize = check_figsize(figsize)
         self.model = model
         self.device = next(model.parameters()).device
-        tokens = self._tokens(sequence, num_steps=None)  # (T,)
+        self.tokens = tokens = self._tokens(sequence, num_steps=None)  # (T,)
         self.num_steps = len(tokens)
         weights, output = self._attend(tokens)  # (L, h, T, T), (T,)
         self.grid = au.HeatmapGrid(weights, "key position:token", "query position:token",
@@ -51,6 +56,7 @@ class TransformerAttentionExplorer(Explorer):
         for (layer, head), ax in np.ndenumerate(self.grid.axes):
             if head == 0:
                 ax.set_ylabel(f"layer {layer + 1}\nquery position:token")
+        self.position_ticks = False  # a panel's ticks give positions only (use_caption)
         self.token_labels = self._labels(tokens)  # what the shared tick formatter shows
         position_token = FuncFormatter(lambda x, _pos: self.token_labels[round(x)])
         for ax in self.grid.axes.flat:  # one tick per position, labelled position:token
@@ -71,20 +77,30 @@ class TransformerAttentionExplorer(Explorer):
         freeze_layout(self.fig)
 
     def _tokens(self, sequence: object, num_steps: int | None) -> torch.Tensor:
+        """``sequence`` as token ids ``(T,)``: a string of digits, or a list, array or integer
+        tensor of ids in ``0 .. vocab_size - 1``; ``num_steps`` of them once the explorer is built
+        (at most :data:`MAX_STEPS` and the model's ``max_len``)."""
         if isinstance(sequence, str):
             if not (sequence.isascii() and sequence.isdigit()):
                 raise ValueError(f"sequence must be a string of digits, got {sequence!r}")
             ids = [int(c) for c in sequence]
         elif isinstance(sequence, Sequence | np.ndarray | torch.Tensor):
-            ids = [int(t) for t in sequence]
+            ids = list(sequence.tolist() if isinstance(sequence, np.ndarray | torch.Tensor)
+                       else sequence)
+            if not all(isinstance(t, int | np.integer) and not isinstance(t, bool) for t in ids):
+                raise TypeError(f"sequence must hold integer token ids, got {sequence!r}")
+            ids = [int(t) for t in ids]
         else:
             raise TypeError("sequence must be a string of digits or a list of token ids, got "
                             f"{type(sequence).__name__}")
+        longest = min(MAX_STEPS, self.model.pos_encoding.P.shape[1])
         if num_steps is not None and len(ids) != num_steps:
             raise ValueError(f"sequence must have {num_steps} tokens (the explorer's num_steps), "
                              f"got {len(ids)}: {sequence!r}")
-        if not ids or min(ids) < 0 or max(ids) >= self.model.vocab_size:
-            raise ValueError(f"sequence must hold 1 or more token ids in 0 .. "
+        if not 1 <= len(ids) <= longest:
+            raise ValueError(f"sequence must have 1 .. {longest} tokens, got {len(ids)}")
+        if min(ids) < 0 or max(ids) >= self.model.vocab_size:
+            raise ValueError(f"sequence must hold token ids in 0 .. "
                              f"{self.model.vocab_size - 1}, got {sequence!r}")
         return torch.tensor(ids, dtype=torch.long)
 
@@ -98,35 +114,71 @@ class TransformerAttentionExplorer(Explorer):
         weights = torch.stack([w[0] for w in self.model.attention_weights])  # (L, h, T, T)
         return weights.cpu(), logits[0].argmax(-1).cpu()  # (L, h, T, T), (T,)
 
-    @staticmethod
-    def _labels(tokens: torch.Tensor) -> list[str]:
+    def _labels(self, tokens: torch.Tensor) -> list[str]:
+        if self.position_ticks:
+            return [str(i) for i in range(len(tokens))]
         return [f"{i}:{t}" for i, t in enumerate(tokens.tolist())]
 
     def _draw(self, tokens: torch.Tensor, weights: torch.Tensor, output: torch.Tensor) -> None:
         self.token_labels = labels = self._labels(tokens)
         for label, text in zip(self.tick_labels, itertools.cycle(labels)):  # what a redraw shows
             label.set_text(text)
-        entropy = attention_entropy(weights)  # (L, h)
-        d_diag = attention_distance(weights)  # (L, h)
-        d_anti = attention_distance(weights, anti_diagonal=True)  # (L, h)
-        for (layer, head), title in zip(np.ndindex(*entropy.shape), self.titles, strict=True):
-            title.set_text(f"head {head + 1}: H = {entropy[layer, head]:.2f}\n"
-                           f"d_diag = {d_diag[layer, head]:.2f} · d_anti = "
-                           f"{d_anti[layer, head]:.2f}")
+        self.stats = {"H": attention_entropy(weights),  # (L, h) each
+                      "d_diag": attention_distance(weights),
+                      "d_anti": attention_distance(weights, anti_diagonal=True)}
+        for (layer, head), title in zip(np.ndindex(*self.grid.axes.shape), self.titles,
+                                        strict=True):
+            H, d_diag, d_anti = (float(v[layer, head]) for v in self.stats.values())
+            title.set_text(f"head {head + 1}: H = {H:.2f}\n"
+                           f"d_diag = {d_diag:.2f} · d_anti = {d_anti:.2f}")
         text_in = "".join(map(str, tokens.tolist()))
         text_out = "".join(map(str, output.tolist()))
         correct = int((output == tokens.flip(0)).sum())
-        self.suptitle.set_text(f"input {text_in} \u2192 output {text_out} "
-                               f"({correct}/{len(labels)} reversed correctly)")
+        self.result = (f"input {text_in} \u2192 output {text_out} "
+                       f"({correct}/{len(labels)} reversed correctly)")
+        self.suptitle.set_text(self.result)
 
-    def update(self, sequence: object) -> Figure:
-        """Run the model on ``sequence`` and redraw every map, title and tick label in place."""
-        tokens = self._tokens(sequence, self.num_steps)  # (T,)
+    def update(self, sequence: object = None) -> Figure:
+        """Run the model on ``sequence`` (None: the current one) and redraw every map, title
+        and tick label in place."""
+        tokens = (self.tokens.cpu() if sequence is None  # (T,); to() may have moved it
+                  else self._tokens(sequence, self.num_steps))
         weights, output = self._attend(tokens)  # (L, h, T, T), (T,)
+        self.tokens = tokens  # (T,)
         self.grid.set_matrices(weights)
         self._draw(tokens, weights, output)
         return self.fig
 
     def changing_artists(self) -> list[Artist]:
-        return [*self.grid.changing_artists(), *self.titles, self.suptitle, *self.tick_labels]
+        ticks = [] if self.position_ticks else self.tick_labels  # positions never change
+        return [*self.grid.changing_artists(), *self.titles, self.suptitle, *ticks]
 
+    def use_caption(self) -> None:
+        """In a panel the ticks give positions only: the caption's input line has the tokens
+        (32 tick labels of three glyphs were most of what a move redrew)."""
+        self.position_ticks = True
+        for (layer, head), ax in np.ndenumerate(self.grid.axes):
+            if layer == self.grid.axes.shape[0] - 1:
+                ax.set_xlabel("key position")
+            if head == 0:
+                ax.set_ylabel(f"layer {layer + 1}\nquery position")
+        self.update()
+
+    def caption(self) -> str:
+        """The output line and a table of every head's H, d_diag and d_anti."""
+        layers, heads = self.grid.axes.shape
+        cell = "style='padding: 0 8px; text-align: right'"
+        header = "".join(f"<th {cell} colspan=3>head {h + 1}</th>" for h in range(heads))
+        names = "".join(f"<th {cell}>{name}</th>" for _ in range(heads) for name in self.stats)
+        rows = "".join(
+            f"<tr><td>layer {layer + 1}</td>" + "".join(
+                f"<td {cell}>{float(v[layer, head]):.2f}</td>"
+                for head in range(heads) for v in self.stats.values()) + "</tr>"
+            for layer in range(layers))
+        return (f"<b>{html.escape(self.result)}</b><table style='font-family: monospace'>"
+                f"<tr><th></th>{header}</tr><tr><th></th>{names}</tr>{rows}</table>")
+
+    def caption_texts(self) -> dict[Text, str]:
+        heads = self.grid.axes.shape[1]
+        return {self.suptitle: "", **{title: f"head {i % heads + 1}"
+                                      for i, title in enumerate(self.titles)}}

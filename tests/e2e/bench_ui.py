@@ -15,7 +15,11 @@ alone ("new"): figure_png pastes the glyphs of texts it drew before, so a
 value seen again (a slider swept back) draws faster than a new one.
 
 Writes a JSON report (default benchmarks/results/ui_latency.json) and prints a
-table.  Goal: median key press -> new frame <= 100 ms at default sizes.
+table.  Goal: for every control, median key press -> new frame <= 100 ms and
+90th percentile <= 150 ms at default sizes.  The report records the
+matplotlib version the kernels import (the same interpreter and environment as
+this script, PYTHONPATH included) and the load average before and after, since
+other work on a small machine moves these numbers.
 
     python tests/e2e/bench_ui.py [--notebooks DIR] [--only GLOB] [--moves N]
                                  [--all-controls] [--out PATH]
@@ -27,9 +31,11 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,6 +43,7 @@ from pathlib import Path
 import browser
 
 GOAL_MS = 100.0
+GOAL_P90_MS = 150.0
 TIMED_KINDS = ("slider", "dropdown", "combobox")
 STATUS = re.compile(r"compute ([\d.]+) ms, draw ([\d.]+) ms")
 
@@ -129,6 +136,16 @@ def measure_control(page, index: int, control: dict, moves: int) -> dict:
             "shown_px_width": shown[1] if shown else None}
 
 
+# The matplotlib version the notebook's setup cell printed (au.print_environment).
+_KERNEL_MATPLOTLIB_JS = """(sel) => {
+  for (const el of document.querySelectorAll(sel + ' .jp-OutputArea-output')) {
+    const m = el.innerText.match(/matplotlib (\\S+)/);
+    if (m) return m[1];
+  }
+  return null;
+}"""
+
+
 def bench_notebook(page, lab, name: str, moves: int, all_controls: bool) -> list[dict]:
     browser.open_notebook(page, lab, name)
     browser.run_all(page)
@@ -136,6 +153,8 @@ def bench_notebook(page, lab, name: str, moves: int, all_controls: bool) -> list
     if errors:
         raise RuntimeError(f"{name}: error output after Run All:\n{errors[0]}")
     browser.wait_widgets_rendered(page)
+    matplotlib_version = page.evaluate(_KERNEL_MATPLOTLIB_JS, browser.PANEL)
+    print(f"{name}: the kernel runs matplotlib {matplotlib_version}", flush=True)
     rows = []
     for index in range(browser.explorer_count(page)):
         timed = [c for c in browser.controls(page, index) if c["kind"] in TIMED_KINDS]
@@ -144,7 +163,8 @@ def bench_notebook(page, lab, name: str, moves: int, all_controls: bool) -> list
                      if c["kind"] not in {d["kind"] for d in timed[:i]}]
         for control in timed:
             row = measure_control(page, index, control, moves)
-            rows.append({"notebook": name, "explorer": index, **row})
+            rows.append({"notebook": name, "explorer": index,
+                         "kernel_matplotlib": matplotlib_version, **row})
             print_row(rows[-1])
     return rows
 
@@ -184,6 +204,22 @@ def readme_shot(page, lab, spec: str) -> None:
     print(f"saved {path} ({Path(path).stat().st_size / 1024:.0f} KB)")
 
 
+def kernel_versions() -> dict[str, str]:
+    """matplotlib, ipywidgets and torch as a kernel of this interpreter and environment imports
+    them (JupyterLab starts its kernels with ``sys.executable`` and this environment)."""
+    code = ("import json, matplotlib, ipywidgets, torch; print(json.dumps({'matplotlib': "
+            "matplotlib.__version__, 'ipywidgets': ipywidgets.__version__, "
+            "'torch': torch.__version__}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=browser.REPO)
+    return json.loads(result.stdout)
+
+
+def meets_goal(row: dict) -> bool:
+    frame = row["key_to_frame_ms"]
+    return bool(frame) and frame["median"] <= GOAL_MS and frame["p90"] <= GOAL_P90_MS
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", default=None, help="notebook directory (default notebooks/)")
@@ -200,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     source = browser.notebook_dir(args.notebooks)
     names = [n for n in browser.list_notebooks(source) if fnmatch.fnmatch(n, args.only)]
     rows, failures = [], {}
+    versions, load_before = kernel_versions(), os.getloadavg()
+    print(f"kernel imports {versions}; load average {load_before}", flush=True)
     started = time.perf_counter()
     with browser.jupyterlab(source) as lab, browser.launch_browser() as chromium:
         context = chromium.new_context(viewport={"width": 1400, "height": 1000})
@@ -216,16 +254,22 @@ def main(argv: list[str] | None = None) -> int:
                 failures[name] = str(err)[:2000]
                 print(f"{name}: FAILED: {str(err)[:300]}", flush=True)
             lab.shutdown_kernels()
-    frames = [r["key_to_frame_ms"]["median"] for r in rows if r["key_to_frame_ms"]]
-    report = {"goal_median_key_to_frame_ms": GOAL_MS, "machine": platform.platform(),
-              "python": platform.python_version(), "moves_per_control": args.moves,
+    measured = [r for r in rows if r["key_to_frame_ms"]]
+    report = {"goal_median_key_to_frame_ms": GOAL_MS, "goal_p90_key_to_frame_ms": GOAL_P90_MS,
+              "machine": platform.platform(), "cpus": os.cpu_count(),
+              "python": platform.python_version(), "kernel_versions": versions,
+              "load_average_before": [round(v, 2) for v in load_before],
+              "load_average_after": [round(v, 2) for v in os.getloadavg()],
+              "moves_per_control": args.moves,
               "seconds": round(time.perf_counter() - started, 1), "explorers": rows,
               "failures": failures,
-              "meeting_goal": sum(f <= GOAL_MS for f in frames), "measured": len(frames)}
+              "meeting_goal": sum(map(meets_goal, measured)), "measured": len(measured)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{report['meeting_goal']}/{report['measured']} controls meet the goal "
-          f"(median key press -> new frame <= {GOAL_MS:.0f} ms); report: {args.out}")
+          f"(key press -> new frame: median <= {GOAL_MS:.0f} ms, 90th percentile <= "
+          f"{GOAL_P90_MS:.0f} ms); load average after {report['load_average_after']}; "
+          f"report: {args.out}")
     return 1 if failures else 0
 
 

@@ -17,10 +17,11 @@ def test_explorer_defaults():
     assert explorer.head_choices == [1, 2, 4, 8]
     assert explorer.valid_lens == [6, 3]
     assert explorer.axes.shape == (2, 8) and explorer.num_heads == 8
-    assert all(ax.get_visible() for ax in explorer.axes.flat)
+    assert all(image.get_visible() for row in explorer.images for image in row)
     explorer.update(num_heads=2)
-    for row in explorer.axes:
-        assert [ax.get_visible() for ax in row] == [True] * 2 + [False] * 6
+    for row in explorer.images:  # the columns beyond num_heads show an empty frame
+        assert [image.get_visible() for image in row] == [True] * 2 + [False] * 6
+    assert all(ax.get_visible() for ax in explorer.axes.flat)  # the layout never changes
     assert np.allclose(_arrays(explorer)[explorer.max_heads][:, 3:], 0)  # sentence 2's padding
 
 
@@ -34,7 +35,7 @@ def test_explorer_update_changes_image_data_in_place():
     assert np.allclose(before[8], after[8])  # sentence 2 untouched
     explorer.update(num_heads=8, valid_len_1=0)
     assert explorer.images is images
-    assert all(ax.get_visible() for ax in explorer.axes.flat)
+    assert all(image.get_visible() for row in explorer.images for image in row)
     assert np.allclose(_arrays(explorer)[8:], 0)  # valid length 0: all-zero weights
     assert explorer.title.get_text().startswith("num_heads = 8 (d_h = 2)")
 
@@ -64,7 +65,7 @@ def test_explorer_rejects_bad_settings():
     explorer = MultiHeadExplorer()
     with pytest.raises(ValueError, match=r"num_heads must be one of \[1, 2, 4, 8\].*got 3"):
         explorer.update(num_heads=3)
-    with pytest.raises(ValueError, match=r"valid_len_1 must lie in 0 \.\. num_kv=6, got 7"):
+    with pytest.raises(ValueError, match=r"valid_len_1 must be an integer 0 \.\. 6, got 7"):
         explorer.update(valid_len_1=7)
     assert explorer.valid_lens == [6, 3]  # a rejected update changes nothing
     with pytest.raises(TypeError, match=r"unknown keyword\(s\) \['valid_len_2'\]"):

@@ -63,8 +63,8 @@ def test_nw_explorer_update_keeps_unset_values(nw_explorer):
 
 @pytest.mark.parametrize(("params", "match"), [
     ({"sigma": 0}, r"sigma \(the kernel width\)"),
-    ({"query": 20}, r"query must be a row index in 0 \.\. 19, got 20"),
-    ({"query": -1}, r"query must be a row index"),
+    ({"query": 20}, r"query \(a row index into x_query\) must be an integer 0 \.\. 19, got 20"),
+    ({"query": -1}, r"query \(a row index into x_query\) must be an integer"),
 ])
 def test_nw_explorer_rejects_bad_updates(nw_explorer, params, match):
     with pytest.raises(ValueError, match=match):
