@@ -18,8 +18,9 @@ STAMP  := $(VENV)/.installed-$(HASH)
 # JupyterLab refuses to run as root unless told to.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
-# notebooks that train a model and store it in attention_lab/weights/ (make checkpoints)
-TRAINED   := $(shell grep -l save_checkpoint notebooks/*.ipynb)
+# notebooks that train a model and store it in attention_lab/weights/ (make checkpoints):
+# the ones that call checkpoints.train_or_load
+TRAINED   := $(shell grep -l train_or_load notebooks/*.ipynb)
 # `make nbval-portable`: other CPU kernels than this machine's, on one thread.
 # ATen's portable kernels instead of its AVX2/AVX-512 ones, and MKL's reproducible
 # SSE2 code path instead of the one it picks for this CPU (MKL_ENABLE_INSTRUCTIONS

@@ -1,6 +1,7 @@
 """Small trained models shipped with the series, so no notebook trains unless asked to.
 
-A chapter that trains a model builds it in the notebook, then either trains it
+A chapter that trains a model builds it in the notebook and calls
+:func:`train_or_load`, which either trains it
 (``RETRAIN = True``, or ``make checkpoints``) or loads the weights that
 ``make checkpoints`` stored in ``attention_lab/weights/<name>.pt``, with
 the training history kept beside them so the loss curves can still be shown.
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -85,3 +87,25 @@ def threads(count: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def train_or_load(name: str, model: nn.Module, train: Callable[[nn.Module], dict],
+                  retrain: bool = False) -> dict:
+    """Train ``model`` with ``train(model)`` if ``retrain`` (or no checkpoint ``name``
+    exists) and store it with the history ``train`` returns; then load checkpoint
+    ``name`` into ``model`` and return that history.
+
+    Training runs on one thread (tiny matrices: the fastest, and repeatable on one
+    machine); the history gains ``seconds``, the training's wall-clock time. Prints
+    one line saying which of the two happened.
+    """
+    train_here = retrain or not has_checkpoint(name)
+    if train_here:
+        with threads(1):
+            start = time.perf_counter()
+            history = train(model)
+            seconds = time.perf_counter() - start
+        save_checkpoint(name, model, seconds=round(seconds, 1), **history)
+    history = load_checkpoint(name, model)
+    print(f"{'trained and saved' if train_here else 'loaded'} {name}")
+    return history

@@ -17,7 +17,7 @@ from attention_lab import checkpoints
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TRAINED = sorted(path for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
-                 if "save_checkpoint" in path.read_text())
+                 if "train_or_load" in path.read_text())
 
 
 @pytest.mark.parametrize("path", TRAINED, ids=lambda path: path.name)

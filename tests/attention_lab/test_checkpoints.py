@@ -52,3 +52,23 @@ def test_threads_restores_the_count_after_an_error():
         assert torch.get_num_threads() == 1
         raise KeyboardInterrupt
     assert torch.get_num_threads() == before
+
+
+def test_train_or_load_trains_once_then_loads(folder, capsys):
+    calls = []
+
+    def train(model):
+        calls.append(torch.get_num_threads())
+        with torch.no_grad():
+            model.weight.fill_(0.5)
+        return {"losses": [1.0, 0.5]}
+
+    history = checkpoints.train_or_load("toy", nn.Linear(2, 1), train)
+    assert calls == [1] and history["losses"] == [1.0, 0.5] and "seconds" in history
+    fresh = nn.Linear(2, 1)
+    again = checkpoints.train_or_load("toy", fresh, train)
+    assert calls == [1] and again == history and torch.all(fresh.weight == 0.5)
+    checkpoints.train_or_load("toy", fresh, train, retrain=True)
+    assert len(calls) == 2
+    assert capsys.readouterr().out.splitlines() == [
+        "trained and saved toy", "loaded toy", "trained and saved toy"]
