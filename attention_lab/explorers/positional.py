@@ -123,7 +123,8 @@ class PositionalExplorer(Explorer):
         ax_c.set(xlim=(-1.25, 2.25), ylim=(-1.25, 1.25), aspect="equal",  # legend on the right
                  xlabel="cos(t·ω_j)   (dimension 2j + 1)", ylabel="sin(t·ω_j)   (dimension 2j)")
         ax_c.set_xticks([-1, -0.5, 0, 0.5, 1])
-        ax_c.legend(loc="center right", fontsize=8, frameon=False)  # clear of the circle
+        self.circle_legend = ax_c.legend(loc="center right", fontsize=8,  # clear of the circle
+                                         frameon=False)
         s = np.arange(n)
         (self.plain,) = ax_g.plot(s, np.zeros(n), color=T_COLOR, lw=1.8, label="p_t · p_s")
         (self.rotated,) = ax_g.plot(s, np.zeros(n), color=TK_COLOR, lw=1.8,
@@ -196,8 +197,8 @@ class PositionalExplorer(Explorer):
         return self.position, self.offset, self.frequency
 
     def changing_artists(self) -> list[Artist]:
-        """Outlines, circle, curves, bars, titles, and the legend the score lines pass under."""
+        """Outlines, circle, curves, bars, titles, and the legends the points and lines pass under."""
         return [*self.rows, self.band, self.dots, self.radii, self.spiral, self.point_t,
-                self.point_tk, self.plain, self.rotated,
+                self.point_tk, self.circle_legend, self.plain, self.rotated,
                 self.equal_marks, self.line_t, self.line_tk, self.gram_legend, *self.bars,
                 *self.titles]
