@@ -23,8 +23,10 @@ def softmax_jacobian_norm(weights: torch.Tensor) -> torch.Tensor:
     """Frobenius norm of d softmax / d scores for each row of ``weights`` ``(..., num_kv)``.
 
     The Jacobian of ``p = softmax(s)`` is ``diag(p) - p p^T``; its squared norm is
-    ``sum p^2 - 2 sum p^3 + (sum p^2)^2``.  It is largest for spread-out weights and
-    tends to 0 as the softmax saturates (one weight near 1).  Returns ``(...)``.
+    ``sum p^2 - 2 sum p^3 + (sum p^2)^2``.  It is 0 for one-hot weights (a saturated
+    softmax), small for weights spread evenly over many keys (``1/n - 1/n^2`` squared
+    for ``n`` keys), and largest in between, when a few keys share the weight: as the
+    scores spread out it first rises, then falls to 0.  Returns ``(...)``.
     """
     p2, p3 = (weights ** 2).sum(-1), (weights ** 3).sum(-1)  # (...), (...)
     return (p2 - 2 * p3 + p2 ** 2).clamp_min(0).sqrt()
