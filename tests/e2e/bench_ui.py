@@ -11,8 +11,9 @@ new PNG is decoded ("frame").  The kernel side, parsed from the explorer's
 status line ("compute X ms, draw Y ms"), splits the time into computing,
 rendering the PNG and the rest (comm round trip, browser decode and paint).
 Moves that show a picture not shown before in the run are also summarised
-alone ("new"): figure_png pastes the glyphs of texts it drew before, so a
-value seen again (a slider swept back) draws faster than a new one.
+alone ("new"): a panel keeps the frames of pictures it has shown (an
+explorer's ``frame_key``), so a value seen again (a slider swept back) is
+shown faster than a new one.
 
 Writes a JSON report (default benchmarks/results/ui_latency.json) and prints a
 table.  Goal: for every control, median key press -> new frame <= 100 ms and
