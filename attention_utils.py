@@ -702,6 +702,8 @@ def _keep_from_mask(mask: object) -> torch.Tensor:
     -inf = drop), whose nonzero values mean *drop*, is refused rather than read as keep."""
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask must be a torch.Tensor (bool or 0/1), got {type(mask).__name__}")
+    if mask.dtype == torch.bool:
+        return mask
     other = mask[(mask != 0) & (mask != 1)]
     if other.numel():
         raise ValueError("mask must be boolean or hold only 0 and 1 (True/1 = keep, False/0 = "
