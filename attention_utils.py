@@ -151,6 +151,7 @@ def sequence_mask(X: torch.Tensor, valid_len: object, value: float = 0.0) -> tor
         raise ValueError(f"valid_len must be 1-D (n,), got shape {tuple(valid_len.shape)}")
     lengths = check_valid_lens(valid_len, X.shape[0], 1, X.shape[1], X.device,
                                "valid_len")[:, 0]  # (n,)
+    _check_fill_value(value, X.dtype)
     keep = _keep_mask(lengths, X.shape[1])  # (n, Tk)
     return X.masked_fill(~keep, value)
 
@@ -225,6 +226,8 @@ class HeatmapGrid:
         rows, cols = grid.shape[:2]
         if titles is not None and len(titles) != cols:
             raise ValueError(f"titles must have one entry per column ({cols}), got {len(titles)}")
+        _check_labels("xticklabels", xticklabels, grid.shape[3], "key (num_kv)")
+        _check_labels("yticklabels", yticklabels, grid.shape[2], "query (num_queries)")
         self.fig = Figure(figsize=(figsize[0] * cols + (0.8 if colorbar else 0),
                                    figsize[1] * rows), layout="constrained")
         axes = self.fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
@@ -251,11 +254,12 @@ class HeatmapGrid:
         self._shape = grid.shape
 
     def set_matrices(self, matrices: object) -> Figure:
-        """Replace the data of every heatmap (same grid shape); returns the figure."""
+        """Replace the data of every heatmap (same shape); returns the figure."""
         grid = _as_grid(matrices)
-        if grid.shape[:2] != self._shape[:2]:
-            raise ValueError(f"matrices must keep the grid's {self._shape[:2]} panels, "
-                             f"got {grid.shape[:2]}")
+        if grid.shape != self._shape:
+            raise ValueError(f"matrices must keep the grid's shape (rows, cols, num_queries, "
+                             f"num_kv) = {self._shape}, got {grid.shape}; for a new shape "
+                             "draw a new HeatmapGrid")
         for image, matrix in zip(self.images, grid.reshape(-1, *grid.shape[2:]), strict=True):
             image.set_data(matrix)
         _set_annotations(self.texts, grid, self._vmax)
@@ -360,6 +364,8 @@ class AdditiveAttention(nn.Module):
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 valid_lens: object = None) -> torch.Tensor:
         _check_qkv(queries, keys, values, same_size=False)
+        _check_inputs(self, queries, {"queries": (queries, self.W_q, "query_size"),
+                                      "keys": (keys, self.W_k, "key_size")})
         q, k = self.W_q(queries), self.W_k(keys)  # (B, Tq, H), (B, Tk, H)
         features = torch.tanh(q.unsqueeze(2) + k.unsqueeze(1))  # (B, Tq, Tk, H)
         scores = self.w_v(features).squeeze(-1)  # (B, Tq, Tk)
@@ -434,6 +440,7 @@ class BilinearAttention(nn.Module):
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 valid_lens: object = None) -> torch.Tensor:
         _check_qkv(queries, keys, values, same_size=False)
+        _check_inputs(self, queries, {})
         key_size, query_size = self.W.shape
         if queries.shape[-1] != query_size or keys.shape[-1] != key_size:
             raise ValueError(f"W is (key_size={key_size}, query_size={query_size}), got queries "
@@ -451,8 +458,11 @@ def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     ``q`` ``(..., num_queries, d)``, ``k`` ``(..., num_kv, d)``, ``v`` ``(...,
     num_kv, d_v)``; ``mask`` broadcastable to ``(..., num_queries, num_kv)``,
     0/False = masked.  Returns ``(values (..., num_queries, d_v), attention
-    (..., num_queries, num_kv))``.  Fully masked rows get zero weights.
+    (..., num_queries, num_kv))``.  Fully masked rows get zero weights.  ``mask`` is
+    boolean or holds only 0 and 1: an additive float mask (0 = keep, -inf = drop) is refused
+    with a ValueError (pass ``mask == 0`` for it).
     """
+    _check_same_dtype(q=q, k=k, v=v)
     if (min(q.dim(), k.dim(), v.dim()) < 2 or q.shape[-1] != k.shape[-1]
             or k.shape[-2] != v.shape[-2]):
         raise ValueError(f"need q (..., num_queries, d), k (..., num_kv, d), v (..., num_kv, "
@@ -467,7 +477,7 @@ def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         attention = F.softmax(logits, dim=-1)
     else:
         try:
-            keep = torch.broadcast_to(mask.to(logits.device) != 0, logits.shape)
+            keep = torch.broadcast_to(_keep_from_mask(mask).to(logits.device), logits.shape)
         except RuntimeError as err:
             raise ValueError(f"mask {_shape(mask)} does not broadcast to the attention "
                              f"logits {_shape(logits)}") from err
@@ -482,17 +492,19 @@ def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
 def transpose_qkv(X: torch.Tensor, num_heads: int) -> torch.Tensor:
     """``(batch, n, num_hiddens)`` -> ``(batch * num_heads, n, num_hiddens / num_heads)``."""
-    X = X.reshape(X.shape[0], X.shape[1], num_heads, -1)  # (B, n, h, d_h)
+    _check_heads(X, num_heads, "(batch, n, num_hiddens)", 2, "num_hiddens")
+    X = X.reshape(X.shape[0], X.shape[1], num_heads, X.shape[2] // num_heads)  # (B, n, h, d_h)
     X = X.permute(0, 2, 1, 3)  # (B, h, n, d_h)
-    return X.reshape(-1, X.shape[2], X.shape[3])  # (B*h, n, d_h)
+    return X.reshape(X.shape[0] * num_heads, X.shape[2], X.shape[3])  # (B*h, n, d_h)
 
 
 def transpose_output(X: torch.Tensor, num_heads: int) -> torch.Tensor:
     """Undo :func:`transpose_qkv`: ``(batch * num_heads, n, d_h)`` -> ``(batch, n, num_hiddens)``.
     """
-    X = X.reshape(-1, num_heads, X.shape[1], X.shape[2])  # (B, h, n, d_h)
+    _check_heads(X, num_heads, "(batch * num_heads, n, d_h)", 0, "batch * num_heads")
+    X = X.reshape(X.shape[0] // num_heads, num_heads, X.shape[1], X.shape[2])  # (B, h, n, d_h)
     X = X.permute(0, 2, 1, 3)  # (B, n, h, d_h)
-    return X.reshape(X.shape[0], X.shape[1], -1)  # (B, n, h*d_h)
+    return X.reshape(X.shape[0], X.shape[1], num_heads * X.shape[3])  # (B, n, h*d_h)
 
 
 class MultiHeadAttention(nn.Module):
@@ -528,6 +540,9 @@ class MultiHeadAttention(nn.Module):
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 valid_lens: object = None, need_weights: bool = True) -> torch.Tensor:
         _check_qkv(queries, keys, values, same_size=False)
+        _check_inputs(self, queries, {"queries": (queries, self.W_q, "query_size"),
+                                      "keys": (keys, self.W_k, "key_size"),
+                                      "values": (values, self.W_v, "value_size")})
         batch, num_queries, num_kv = queries.shape[0], queries.shape[1], keys.shape[1]
         q = transpose_qkv(self.W_q(queries), self.num_heads)  # (B*h, Tq, d_h)
         k = transpose_qkv(self.W_k(keys), self.num_heads)  # (B*h, Tk, d_h)
@@ -637,6 +652,76 @@ def _check_qkv(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
         raise ValueError(
             "queries and keys must have the same size d for dot-product scoring, got "
             f"queries {_shape(queries)} and keys {_shape(keys)}")
+    _check_same_dtype(queries=queries, keys=keys, values=values)
+    if 0 in (queries.shape[-1], keys.shape[-1]):
+        raise ValueError("queries and keys need a feature size d >= 1, got queries "
+                         f"{_shape(queries)} and keys {_shape(keys)}")
+
+
+def _check_same_dtype(**tensors: torch.Tensor) -> None:
+    """Floating-point tensors, all of one dtype (torch's own error names none of them)."""
+    for name, x in tensors.items():
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            given = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+            raise TypeError(f"{name} must be a floating-point torch.Tensor, got {given}")
+    if len({x.dtype for x in tensors.values()}) > 1:
+        given = ", ".join(f"{name} {x.dtype}" for name, x in tensors.items())
+        raise TypeError(f"{', '.join(tensors)} must share one dtype, got {given}; convert "
+                        "them to one (e.g. x.float())")
+
+
+def _check_inputs(module: nn.Module, queries: torch.Tensor,
+                  inputs: dict[str, tuple[torch.Tensor, nn.Module, str]]) -> None:
+    """Inputs in the dtype of ``module``'s parameters, each with the feature size its
+    projection takes (a lazy projection not yet built takes any)."""
+    dtype = next(p.dtype for p in module.parameters() if not nn.parameter.is_lazy(p))
+    if queries.dtype != dtype:
+        raise TypeError(f"queries, keys and values are {queries.dtype} but the parameters of "
+                        f"{type(module).__name__} are {dtype}: convert the inputs "
+                        f"(x.to({dtype})) or the module (module.to({queries.dtype}), e.g. "
+                        "module.double() for float64)")
+    for name, (x, layer, size) in inputs.items():
+        if not nn.parameter.is_lazy(layer.weight) and x.shape[-1] != layer.in_features:
+            raise ValueError(f"{name} must have {size}={layer.in_features} features in its "
+                             f"last dimension, got shape {_shape(x)}")
+
+
+def _check_heads(X: object, num_heads: object, layout: str, axis: int, what: str) -> None:
+    """``X`` 3-D ``layout`` whose size on ``axis`` (``what``) ``num_heads`` >= 1 divides."""
+    if not isinstance(X, torch.Tensor) or X.dim() != 3:
+        given = _shape(X) if isinstance(X, torch.Tensor) else type(X).__name__
+        raise ValueError(f"X must be a 3-D tensor {layout}, got {given}")
+    if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1 \
+            or X.shape[axis] % num_heads:
+        raise ValueError(f"num_heads must be a positive integer that divides {what}="
+                         f"{X.shape[axis]}, got {num_heads!r}")
+
+
+def _keep_from_mask(mask: object) -> torch.Tensor:
+    """A boolean keep-mask from a boolean or 0/1 ``mask``; an additive float mask (0 = keep,
+    -inf = drop), whose nonzero values mean *drop*, is refused rather than read as keep."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor (bool or 0/1), got {type(mask).__name__}")
+    if mask.dtype == torch.bool:
+        return mask
+    other = mask[(mask != 0) & (mask != 1)]
+    if other.numel():
+        raise ValueError("mask must be boolean or hold only 0 and 1 (True/1 = keep, False/0 = "
+                         f"masked), got the value {other.flatten()[0].item()}; for an additive "
+                         "mask (0 = keep, -inf = masked) pass mask == 0")
+    return mask != 0
+
+
+def _check_fill_value(value: object, dtype: torch.dtype) -> None:
+    """``value`` must be a number that ``dtype`` can hold (torch's overflow error names none)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"value must be a number, got {type(value).__name__}")
+    info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(
+        torch.uint8 if dtype == torch.bool else dtype)
+    if math.isfinite(value) and not info.min <= value <= info.max:
+        raise ValueError(f"value must fit X's dtype {dtype}, whose range is {info.min:g} .. "
+                         f"{info.max:g}, got {value:g}; torch.finfo(X.dtype).min is the most "
+                         "negative value of a float dtype")
 
 
 def _as_lengths(valid_lens: object, device: torch.device, name: str = "valid_lens",
@@ -678,6 +763,11 @@ def check_valid_lens(valid_lens: object, batch: int, num_queries: int, num_kv: i
         got = str(low) if low == high else f"values from {low} to {high}"
         raise ValueError(f"{name} must lie in 0 .. num_kv={num_kv}, got {got}")
     return lengths
+
+
+def _check_labels(name: str, labels: Sequence[str] | None, count: int, what: str) -> None:
+    if labels is not None and len(labels) != count:
+        raise ValueError(f"{name} must have one label per {what}: {count}, got {len(labels)}")
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:

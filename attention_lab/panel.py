@@ -288,7 +288,11 @@ def explorer_panel(explorer: Explorer, controls: Mapping[str, widgets.ValueWidge
         toggle, reason = gpu_toggle()
 
         def move(change) -> None:
-            explorer.to(au.get_device(change["new"]))
+            try:
+                explorer.to(au.get_device(change["new"]))
+            except Exception as err:  # noqa: BLE001  (e.g. CUDA out of memory: shown, not lost)
+                refuse("not moved", err)
+                return
             reason.value = f"<i>computation on {au.device_name(explorer.device)}</i>"
             redraw()
 

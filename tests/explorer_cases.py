@@ -95,10 +95,12 @@ REFUSED = {
         ({"query": 2.0}, TypeError, rf"query .* {INTEGER} .* got float 2.0"),
         ({"sigma": 0.5, "query": 99}, ValueError, r"query .* got 99")],
     "temperature": [
-        ({"temperature": 0}, ValueError, r"temperature \(divides the scores\) must be a positive "
-                                         r"finite number, got 0"),
+        ({"temperature": 0}, ValueError, rf"temperature \(divides the scores\) {NUMBER} "
+                                         r"0.001 \.\. 1000, got 0"),
+        ({"temperature": 1e-39}, ValueError, r"temperature .* 0.001 \.\. 1000, got 1e-39"),
+        ({"temperature": 1e200}, ValueError, r"temperature .* got 1e\+200"),
         ({"temperature": float("inf")}, ValueError, "temperature .* got inf"),
-        ({"temperature": "hot"}, TypeError, "temperature .* must be a number, got str")],
+        ({"temperature": "hot"}, TypeError, f"temperature .* {NUMBER} .* got str")],
     "masked": [
         ({"valid_len_0": 5}, ValueError, rf"valid_len_0 {INTEGER} 0 .. 4, got 5"),
         ({"valid_len_1": -1}, ValueError, rf"valid_len_1 {INTEGER} 0 .. 4, got -1"),
@@ -131,6 +133,13 @@ REFUSED = {
         ({"model": "nope"}, ValueError, r"model must be one of \['concat', 'additive'\], got "
                                         "'nope'"),
         ({"digits": "9071", "model": "nope"}, ValueError, "model must be one of")],
+    "max_source": [
+        ({"head": 4}, ValueError, rf"head {INTEGER} 0 \.\. 3, got 4"),
+        ({"channel": 4}, ValueError, rf"channel {INTEGER} 0 \.\. 3, got 4"),
+        ({"length": 0}, ValueError, rf"length {INTEGER} 1 \.\. 12, got 0"),
+        ({"length": 13}, ValueError, "length .* got 13"),
+        ({"head": 1.0}, TypeError, rf"head {INTEGER} .* got float 1.0"),
+        ({"head": 1, "length": -1}, ValueError, "length .* got -1")],
     "transformer": [
         ({"sequence": "12345"}, ValueError, "sequence must have 6 tokens .* got 5"),
         ({"sequence": "31415a"}, ValueError, "sequence must be a string of digits, got '31415a'"),

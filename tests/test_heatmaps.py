@@ -70,5 +70,26 @@ def test_heatmap_grid_set_matrices_changes_the_image_data_in_place():
 
 def test_heatmap_grid_set_matrices_rejects_a_different_grid_shape():
     grid = au.HeatmapGrid(torch.zeros(1, 2, 3, 3), "Keys", "Queries")
-    with pytest.raises(ValueError, match=r"keep the grid's \(1, 2\) panels, got \(1, 3\)"):
+    with pytest.raises(ValueError, match=r"keep the grid's shape .* = \(1, 2, 3, 3\), got "
+                                         r"\(1, 3, 3, 3\)"):
         grid.set_matrices(torch.zeros(1, 3, 3, 3))
+
+
+@pytest.mark.parametrize("annotate", [False, True])
+def test_heatmap_grid_refuses_new_matrix_sizes_and_keeps_its_data(annotate):
+    """A new (num_queries, num_kv) would be squeezed into the old image and, annotated, leave
+    cells without their value: refused, the old data stays."""
+    grid = au.HeatmapGrid(torch.full((2, 2), 0.5), "Keys", "Queries", annotate=annotate)
+    with pytest.raises(ValueError, match=r"\(1, 1, 2, 2\), got \(1, 1, 3, 3\); for a new shape"):
+        grid.set_matrices(torch.rand(3, 3))
+    np.testing.assert_array_equal(grid.images[0].get_array(), np.full((2, 2), 0.5))
+    assert [t.get_text() for t in grid.texts] == (["0.50"] * 4 if annotate else [])
+
+
+@pytest.mark.parametrize(("labels", "match"), [
+    ({"xticklabels": ["a", "b"]}, r"xticklabels must have one label per key \(num_kv\): 4, got 2"),
+    ({"yticklabels": list("abcd")},
+     r"yticklabels must have one label per query \(num_queries\): 3, got 4")])
+def test_show_heatmaps_names_tick_labels_of_the_wrong_length(labels, match):
+    with pytest.raises(ValueError, match=match):
+        au.show_heatmaps(torch.rand(3, 4), "Keys", "Queries", **labels)

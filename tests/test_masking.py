@@ -70,6 +70,25 @@ def test_sequence_mask_rejects_bad_input(X, valid_len, error):
         au.sequence_mask(X, valid_len)
 
 
+@pytest.mark.parametrize(("dtype", "value", "match"), [
+    (torch.float16, -1e6, r"value must fit X's dtype torch.float16, whose range is -65504 \.\. "
+                          r"65504, got -1e\+06"),
+    (torch.int8, 1000, r"value must fit X's dtype torch.int8, whose range is -128 \.\. 127")])
+def test_sequence_mask_names_a_value_its_dtype_cannot_hold(dtype, value, match):
+    with pytest.raises(ValueError, match=match):
+        au.sequence_mask(torch.zeros(2, 4, dtype=dtype), torch.tensor([1, 2]), value=value)
+    with pytest.raises(TypeError, match="value must be a number, got str"):
+        au.sequence_mask(torch.zeros(2, 4), torch.tensor([1, 2]), value="-inf")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_sequence_mask_takes_the_dtype_minimum_and_infinity(dtype):
+    X = torch.zeros(1, 3, dtype=dtype)
+    low = au.sequence_mask(X, [1], value=torch.finfo(dtype).min)
+    assert low.dtype == dtype and low[0, 1] == torch.finfo(dtype).min
+    assert au.sequence_mask(X, [1], value=float("-inf"))[0, 2] == float("-inf")
+
+
 def test_source_example_1d_lengths(X):
     weights = au.masked_softmax(X, torch.tensor([2, 3]))
     assert weights.shape == (2, 2, 4)

@@ -251,3 +251,66 @@ def test_transpose_qkv_round_trip_and_layout(batch, n, num_heads, d_h):
         for i in range(num_heads):
             assert torch.equal(folded[b * num_heads + i], X[b, :, i * d_h:(i + 1) * d_h])
     assert torch.equal(au.transpose_output(folded, num_heads), X)
+
+
+@pytest.mark.parametrize(("X", "num_heads", "match"), [
+    (torch.randn(3, 8), 2, r"X must be a 3-D tensor \(batch, n, num_hiddens\), got \(3, 8\)"),
+    (torch.randn(2, 3, 7), 2, r"num_heads must be a positive integer that divides "
+                              r"num_hiddens=7, got 2"),
+    (torch.randn(2, 3, 8), 0, "divides num_hiddens=8, got 0"),
+    (torch.randn(2, 3, 8), 2.0, "got 2.0")])
+def test_transpose_qkv_names_rank_and_divisibility(X, num_heads, match):
+    with pytest.raises(ValueError, match=match):
+        au.transpose_qkv(X, num_heads)
+
+
+def test_transpose_output_names_rank_and_divisibility():
+    with pytest.raises(ValueError, match=r"divides batch \* num_heads=3, got 2"):
+        au.transpose_output(torch.randn(3, 3, 4), 2)
+    with pytest.raises(ValueError, match=r"3-D tensor \(batch \* num_heads, n, d_h\), got "
+                                         r"\(3, 4\)"):
+        au.transpose_output(torch.randn(3, 4), 2)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 4), (2, 0, 4)])
+def test_transpose_of_an_empty_tensor_keeps_its_sizes(shape):
+    folded = au.transpose_qkv(torch.randn(*shape), 2)
+    assert folded.shape == (shape[0] * 2, shape[1], 2)
+    assert au.transpose_output(folded, 2).shape == shape
+
+
+@pytest.mark.parametrize(("shapes", "match"), [
+    (((2, 3, 5), (2, 5, 4), (2, 5, 6)), r"queries must have query_size=4 features in its last "
+                                        r"dimension, got shape \(2, 3, 5\)"),
+    (((2, 3, 4), (2, 5, 3), (2, 5, 6)), r"keys must have key_size=4 .* got shape \(2, 5, 3\)"),
+    (((2, 3, 4), (2, 5, 4), (2, 5, 4)), r"values must have value_size=6 .* \(2, 5, 4\)")])
+def test_forward_names_a_wrong_feature_size(shapes, match):
+    layer = _layer(8, 2, (4, 4, 6))
+    with pytest.raises(ValueError, match=match):
+        layer(*(torch.randn(*shape) for shape in shapes))
+
+
+def test_float64_inputs_say_how_to_convert():
+    layer = _layer(8, 2, (4, 4, 4))
+    X = torch.randn(2, 3, 4, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"queries, keys and values are torch.float64 but the "
+                                        r"parameters of MultiHeadAttention are torch.float32: "
+                                        r".*module.double\(\) for float64"):
+        layer(X, X, X)
+    assert layer.double()(X, X, X, [1, 3]).dtype == torch.float64
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("empty", [0, 1, 2])
+def test_empty_batch_or_sequences_give_empty_or_zero_outputs(empty, need_weights):
+    """An empty batch or query axis gives an empty output; no keys give zeros (no key to read,
+    as with a valid length of 0), never a reshape error."""
+    sizes = [2, 3, 5]
+    sizes[empty] = 0
+    batch, num_queries, num_kv = sizes
+    layer = _layer(8, 2, (4, 4, 4))
+    out = layer(torch.randn(batch, num_queries, 4), torch.randn(batch, num_kv, 4),
+                torch.randn(batch, num_kv, 4), need_weights=need_weights)
+    assert out.shape == (batch, num_queries, 8) and torch.all(out == 0)
+    if need_weights:
+        assert layer.attention_weights.shape == (batch, 2, num_queries, num_kv)

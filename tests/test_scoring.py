@@ -241,6 +241,83 @@ def test_scaled_dot_product_errors_name_the_shapes():
                               mask=torch.ones(4))
 
 
+def test_scaled_dot_product_refuses_an_additive_float_mask():
+    """0/-inf (the additive mask 05 prints) must not be read as "nonzero = keep"."""
+    q, k, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4), torch.randn(2, 5, 2)
+    additive = torch.zeros(5).masked_fill(torch.arange(5) >= 3, float("-inf"))
+    with pytest.raises(ValueError, match=r"mask must be boolean or hold only 0 and 1 .* got the "
+                                         r"value -inf; for an additive mask .* pass mask == 0"):
+        au.scaled_dot_product(q, k, v, mask=additive)
+    _, from_additive = au.scaled_dot_product(q, k, v, mask=additive == 0)
+    for keep in (torch.arange(5) < 3, (torch.arange(5) < 3).float(), (torch.arange(5) < 3).long()):
+        _, attention = au.scaled_dot_product(q, k, v, mask=keep)
+        assert torch.equal(attention, from_additive) and torch.all(attention[..., 3:] == 0)
+    with pytest.raises(ValueError, match="got the value nan"):
+        au.scaled_dot_product(q, k, v, mask=torch.full((5,), float("nan")))
+    with pytest.raises(TypeError, match="mask must be a torch.Tensor"):
+        au.scaled_dot_product(q, k, v, mask=[1, 1, 0, 0, 0])
+
+
+def test_scaled_dot_product_names_types_and_dtypes():
+    q = torch.randn(2, 3, 4)
+    with pytest.raises(TypeError, match="k must be a floating-point torch.Tensor, got list"):
+        au.scaled_dot_product(q, [[1.0]], q)
+    with pytest.raises(TypeError, match=r"q, k, v must share one dtype, got q torch.float32, "
+                                        r"k torch.float64, v torch.float32"):
+        au.scaled_dot_product(q, q.double(), q)
+
+
+@pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
+def test_float64_inputs_say_how_to_convert(model):
+    queries, keys, values, lens = _random_batch(2, 3, 5, 3, 2, seed=11)
+    args = (queries.double(), keys.double(), values.double(), lens)
+    if any(True for _ in model.parameters()):
+        with pytest.raises(TypeError, match=r"are torch.float64 but the parameters of \w+ are "
+                                            r"torch.float32: .* module.double\(\) for float64"):
+            model(*args)
+    assert model.double()(*args).dtype == torch.float64  # the fix the message gives works
+    with pytest.raises(TypeError, match=r"queries, keys, values must share one dtype, got "
+                                        r"queries torch.float64, keys torch.float32"):
+        model(queries.double(), keys, values, lens)
+
+
+@pytest.mark.parametrize(("sizes", "match"), [
+    ((5, 3, 2), r"queries must have query_size=3 features in its last dimension, got shape "
+                r"\(2, 3, 5\)"),
+    ((3, 4, 2), r"keys must have key_size=3 features in its last dimension, got shape "
+                r"\(2, 5, 4\)")])
+def test_additive_attention_names_a_wrong_feature_size(sizes, match):
+    model = au.AdditiveAttention(8, key_size=3, query_size=3)
+    queries, keys, values, lens = _random_batch(2, 3, 5, sizes[0], sizes[2], 12, d_k=sizes[1])
+    with pytest.raises(ValueError, match=match):
+        model(queries, keys, values, lens)
+
+
+def test_lazy_additive_attention_checks_sizes_once_built():
+    model = au.AdditiveAttention(8)
+    queries, keys, values, lens = _random_batch(2, 3, 5, 3, 2, seed=13, d_k=4)
+    model(queries, keys, values, lens)  # builds W_q (3 -> 8) and W_k (4 -> 8)
+    with pytest.raises(ValueError, match="queries must have query_size=3 features"):
+        model(torch.randn(2, 3, 4), keys, values, lens)
+
+
+@pytest.mark.parametrize("empty", ["batch", "num_queries", "num_kv"])
+@pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
+def test_empty_dimensions_give_empty_or_zero_results(model, empty):
+    batch, num_queries, num_kv = (0 if empty == name else 2 for name in
+                                  ("batch", "num_queries", "num_kv"))
+    queries, keys, values, _ = _random_batch(max(batch, 1), max(num_queries, 1), 3, 3, 2, 14)
+    queries, keys, values = queries[:batch, :num_queries], keys[:batch], values[:batch]
+    keys, values = keys[:, :num_kv], values[:, :num_kv]
+    out = model(queries, keys, values)
+    assert out.shape == (batch, num_queries, 2) and torch.all(out == 0)
+
+
+def test_a_zero_feature_size_is_refused():
+    with pytest.raises(ValueError, match=r"feature size d >= 1, got queries \(2, 3, 0\)"):
+        au.DotProductAttention()(torch.randn(2, 3, 0), torch.randn(2, 5, 0), torch.randn(2, 5, 2))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
 def test_low_precision_forward_is_finite(model, dtype):

@@ -16,7 +16,7 @@ import attention_utils as au
 from attention_lab.layout import fixed_yticks, freeze_layout
 from attention_lab.measure import block_cost, loglog_slope
 from attention_lab.models.cummax import MaxStateSuper, running_maxima
-from attention_lab.panel import Explorer
+from attention_lab.panel import Explorer, check_data, check_int
 
 
 class MaxSourceExplorer(Explorer):
@@ -26,13 +26,22 @@ class MaxSourceExplorer(Explorer):
     position of every (position, channel) of one head; middle: the source head;
     right: one channel's projected value, its running max over positions and
     the final ``out_score`` after the max over heads.  ``update(head, channel,
-    length)`` shows the first ``length`` positions (defaults: the last head,
-    which takes the max over every head; channel 0; the whole sequence); the
-    axes keep the whole sequence, so later positions stay blank.
+    length)`` shows the first ``length`` positions (at first: the last head,
+    which takes the max over every head; channel 0; the whole sequence; a value
+    left out keeps its setting); the axes keep the whole sequence, so later
+    positions stay blank.  ``head`` lies in ``0 .. heads - 1``, ``channel`` in
+    ``0 .. d_h - 1`` and ``length`` in ``1 .. seq``; others are refused by name.
     """
 
     def __init__(self, block: MaxStateSuper, x: torch.Tensor):
+        if not isinstance(block, MaxStateSuper):
+            raise TypeError(f"block must be a MaxStateSuper, got {type(block).__name__}")
+        check_data("x", x, 3, f"(batch, seq, dim_size={block.dim_size})")
+        if x.shape[-1] != block.dim_size:
+            raise ValueError(f"x must be (batch, seq, dim_size={block.dim_size}), got shape "
+                             f"{tuple(x.shape)}")
         self.block, self.x = block, x[:1]
+        self.head, self.channel, self.length = block.heads - 1, 0, x.shape[1]
         self.fig = Figure(figsize=(11, 3.6), layout="constrained")
         self.ax_pos, self.ax_head, self.ax_line = self.fig.subplots(1, 3)
         seq, d_h = x.shape[1], block.dim_size // block.heads
@@ -67,12 +76,17 @@ class MaxSourceExplorer(Explorer):
                 self.value_line, self.run_line, self.score_line,
                 *self.ax_line.get_yticklabels()]
 
-    def update(self, head: int | None = None, channel: int = 0,
+    def update(self, head: int | None = None, channel: int | None = None,
                length: int | None = None) -> Figure:
-        head = self.block.heads - 1 if head is None else head
-        seq = self.x.shape[1] if length is None else length
+        """Show ``head``, ``channel`` and the first ``length`` positions (None keeps each);
+        every value is checked before anything changes."""
+        d_h = self.block.dim_size // self.block.heads
+        head = self.head if head is None else check_int("head", head, 0, self.block.heads - 1)
+        channel = self.channel if channel is None else check_int("channel", channel, 0, d_h - 1)
+        seq = self.length if length is None else check_int("length", length, 1, self.x.shape[1])
         # each (1, h, T, d_h)
         out, running, score, positions, heads = running_maxima(self.block, self.x[:, :seq])
+        self.head, self.channel, self.length = head, channel, seq
         out, running = out[0, :, :, channel], running[0, :, :, channel]  # (h, T)
         score = score[0, head, :, channel]  # (T,)
         for image, index in ((self.pos_image, positions), (self.head_image, heads)):
@@ -93,6 +107,7 @@ class MaxSourceExplorer(Explorer):
         return self.fig
 
 
+MAX_BATCH, MAX_LENGTH = 64, 2**16  # what CostExplorer measures: beyond, a move takes minutes
 COST_METRICS = {"forward_ms": "forward time (ms)", "train_ms": "forward + backward time (ms)",
                 "saved_mib": "saved for backward (MiB)"}
 
@@ -109,8 +124,18 @@ class CostExplorer(Explorer):
 
     def __init__(self, blocks: Mapping[str, nn.Module], lengths: Sequence[int] = (128, 256, 512,
                  1024, 2048), batch: int = 4, dim_size: int = 64, repeats: int = 3):
-        self.blocks, self.lengths = dict(blocks), list(lengths)
-        self.dim_size, self.repeats = dim_size, repeats
+        if not isinstance(blocks, Mapping) or not blocks or not all(
+                isinstance(block, nn.Module) for block in blocks.values()):
+            raise TypeError(f"blocks must map labels to nn.Modules (at least one), got {blocks!r}")
+        if isinstance(lengths, str) or not isinstance(lengths, Sequence) or len(lengths) < 3:
+            raise TypeError(f"lengths must be a list of at least 3 sequence lengths (the slope "
+                            f"is fitted over the longest three), got {lengths!r}")
+        self.lengths = [check_int(f"lengths[{i}]", n, 1, MAX_LENGTH)
+                        for i, n in enumerate(lengths)]
+        self.dim_size = check_int("dim_size", dim_size, 1, 4096)
+        self.repeats = check_int("repeats", repeats, 1, 100)
+        batch = check_int("batch", batch, 1, MAX_BATCH)
+        self.blocks = dict(blocks)
         self.results: dict[tuple[str, int], dict[str, dict[str, list[float]]]] = {}
         self.fig = Figure(figsize=(12, 3.8), layout="constrained")
         self.axes = dict(zip(COST_METRICS, self.fig.subplots(1, 3), strict=True))
@@ -150,7 +175,9 @@ class CostExplorer(Explorer):
         """Device and batch: measurements are cached per pair, so is their picture."""
         return str(self.device), self._batch
 
-    def update(self, batch: int = 4) -> Figure:
+    def update(self, batch: int | None = None) -> Figure:
+        """Measure (or reuse) at ``batch`` in ``1 ..`` :data:`MAX_BATCH` (None keeps it)."""
+        batch = self._batch if batch is None else check_int("batch", batch, 1, MAX_BATCH)
         table = self.measure(batch)
         self._batch = batch
         for metric, ax in self.axes.items():

@@ -11,7 +11,9 @@ from matplotlib.text import Text
 
 import attention_utils as au
 from attention_lab.layout import freeze_layout
-from attention_lab.panel import Explorer, check_data
+from attention_lab.panel import Explorer, check_data, check_number
+
+TEMPERATURES = (1e-3, 1e3)  # what the explorer accepts: sharper or flatter rows look the same
 
 
 def tempered_softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -25,6 +27,11 @@ def tempered_softmax(scores: torch.Tensor, temperature: float) -> torch.Tensor:
     """
     shifted = scores.double() - scores.double().amax(-1, keepdim=True)  # (..., Tk), <= 0
     return torch.softmax(shifted / temperature, dim=-1).to(scores.dtype)
+
+
+def check_temperature(temperature: object) -> float:
+    """``temperature`` as a float in :data:`TEMPERATURES`, else an error naming the range."""
+    return check_number("temperature", temperature, *TEMPERATURES, "divides the scores")
 
 
 def _check_labels(name: str, labels: object, count: int, what: str) -> list[str] | None:
@@ -45,7 +52,7 @@ class SoftmaxTemperatureExplorer(Explorer):
 
     ``scores`` ``(num_queries, num_kv)``, finite; tick labels (one string per
     key and per query) name the keys and queries.  ``update(temperature=...)``
-    (any positive finite number; None keeps it) changes the heatmap's data and
+    (a number in 0.001 .. 1000, :data:`TEMPERATURES`; None keeps it) changes the heatmap's data and
     its printed values in place and returns the figure.  Each row of
     ``self.weights`` sums to 1 (:func:`tempered_softmax`).  In a panel the
     title reads ``softmax(scores / T)`` and the caption gives ``T``.
@@ -57,7 +64,7 @@ class SoftmaxTemperatureExplorer(Explorer):
         xticklabels = _check_labels("xticklabels", xticklabels, scores.shape[1], "key")
         yticklabels = _check_labels("yticklabels", yticklabels, scores.shape[0], "query")
         self.scores = scores.detach().clone()
-        self.temperature = au.check_positive("temperature", temperature, "divides the scores")
+        self.temperature = check_temperature(temperature)
         self.weights = tempered_softmax(self.scores, self.temperature)  # (Tq, Tk)
         self.grid = au.HeatmapGrid(self.weights, "Keys", "Queries", [self._title()],
                                    figsize=(3.6, 3.0), vmax=1.0, xticklabels=xticklabels,
@@ -81,7 +88,7 @@ class SoftmaxTemperatureExplorer(Explorer):
     def update(self, temperature: float | None = None) -> Figure:
         """Recompute the weights at ``temperature`` (None keeps it); returns the figure."""
         if temperature is not None:
-            self.temperature = au.check_positive("temperature", temperature, "divides the scores")
+            self.temperature = check_temperature(temperature)
         self.weights = tempered_softmax(self.scores, self.temperature)  # (Tq, Tk)
         self.title.set_text(self._title())
         self.grid.set_matrices(self.weights)

@@ -43,7 +43,8 @@ class MaxStateSuper(nn.Module):
                              f"got shape {tuple(x.shape)}")
         batch, seq, _ = x.shape
         parts = self.combined(x).chunk(3, dim=-1)  # 3 x (B, T, d)
-        return tuple(part.reshape(batch, seq, self.heads, -1).permute(0, 2, 1, 3)
+        d_h = self.dim_size // self.heads  # explicit: an empty x has no size to infer
+        return tuple(part.reshape(batch, seq, self.heads, d_h).permute(0, 2, 1, 3)
                      for part in parts)  # 3 x (B, h, T, d_h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,11 +106,12 @@ class CausalSelfAttention(au.MultiHeadAttention):
         if not self.fused:
             lengths = torch.arange(1, seq + 1, device=x.device).expand(batch, seq)  # (B, T)
             return super().forward(x, x, x, lengths)  # (B, T, d)
-        q, k, v = (W(x).reshape(batch, seq, self.num_heads, -1).transpose(1, 2)
+        d_h = self.dim_size // self.num_heads
+        q, k, v = (W(x).reshape(batch, seq, self.num_heads, d_h).transpose(1, 2)
                    for W in (self.W_q, self.W_k, self.W_v))  # 3 x (B, h, T, d_h)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, h, T, d_h)
         self.attention_weights = None
-        return self.W_o(out.transpose(1, 2).reshape(batch, seq, -1))  # (B, T, d)
+        return self.W_o(out.transpose(1, 2).reshape(batch, seq, self.dim_size))  # (B, T, d)
 
 
 class RecallNet(nn.Module):

@@ -222,3 +222,18 @@ def test_the_checks_return_the_value_in_its_plain_type():
     assert check_int("n", np.int64(2), 0, 3) == 2 and type(check_int("n", np.int64(2), 0)) is int
     assert check_number("x", 1, 0, 2) == 1.0 and check_choice("k", 2.0, [1, 2]) == 2
     assert check_figsize([3, 2]) == (3.0, 2.0)
+
+
+def test_an_error_while_moving_to_a_device_is_shown_and_the_figure_stays():
+    class Unmovable(LineExplorer):
+        def to(self, device):
+            raise RuntimeError("CUDA out of memory")
+
+    panel = explorer_panel(Unmovable(), {"slope": widgets.FloatSlider(value=1.0)}, gpu=True)
+    image, status = image_widget(panel), panel.children[-1]
+    before = image.value
+    (toggle,) = [w for box in panel.children if isinstance(box, widgets.HBox)
+                 for w in box.children if isinstance(w, widgets.ToggleButton)]
+    toggle.value = True
+    assert "not moved: RuntimeError: CUDA out of memory" in status.value
+    assert image.value == before

@@ -28,5 +28,6 @@ def test_softmax_temperature_explorer_rejects_bad_input():
     with pytest.raises(ValueError, match=r"scores must be 2-D \(num_queries, num_kv\)"):
         SoftmaxTemperatureExplorer(torch.zeros(3))
     explorer = SoftmaxTemperatureExplorer(torch.zeros(2, 2))
-    with pytest.raises(ValueError, match=r"temperature .* positive finite number, got -1"):
+    with pytest.raises(ValueError, match=r"temperature \(divides the scores\) must be a number in "
+                                         r"0.001 \.\. 1000, got -1"):
         explorer.update(temperature=-1)
