@@ -197,7 +197,8 @@ class PositionalExplorer(Explorer):
         return self.position, self.offset, self.frequency
 
     def changing_artists(self) -> list[Artist]:
-        """Outlines, circle, curves, bars, titles, and the legends the points and lines pass under."""
+        """Outlines, circle, curves, bars, titles, and the legends that points and lines
+        pass under."""
         return [*self.rows, self.band, self.dots, self.radii, self.spiral, self.point_t,
                 self.point_tk, self.circle_legend, self.plain, self.rotated,
                 self.equal_marks, self.line_t, self.line_tk, self.gram_legend, *self.bars,
