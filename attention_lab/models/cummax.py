@@ -23,15 +23,31 @@ class MaxStateSuper(nn.Module):
     on inputs ``0 .. t`` only.  The article's ``state`` argument (for
     step-by-step decoding) is left out.
 
-    Raises ``ValueError`` at construction if ``heads`` does not divide ``dim_size``.
+    ``score="softmax"`` is the article's own baseline: the line it leaves
+    commented out right under the second cummax, ``out_score =
+    torch.softmax(out, dim=1)``, used *in place of* ``out_score =
+    cummax(out, dim=1)``; everything else, the running max over positions
+    included, stays.  On the ``(batch, heads, seq, d_h)`` layout ``dim=1`` is
+    the **heads** axis: for every position and channel the ``heads`` running
+    maxima are turned into weights that sum to 1 over the heads.  It is *not*
+    softmax attention over positions (nothing compares a query with keys) and
+    it is still causal: the running max reads positions ``<= t`` and the
+    softmax mixes heads at the same position.
+
+    Raises ``ValueError`` at construction if ``heads`` does not divide
+    ``dim_size`` or ``score`` is neither ``"cummax"`` nor ``"softmax"``.
     """
 
-    def __init__(self, dim_size: int, heads: int):
+    SCORES = ("cummax", "softmax")
+
+    def __init__(self, dim_size: int, heads: int, score: str = "cummax"):
         super().__init__()
         if heads < 1 or dim_size < 1 or dim_size % heads:
             raise ValueError(f"heads must divide dim_size, got dim_size={dim_size} and "
                              f"heads={heads}")
-        self.dim_size, self.heads = dim_size, heads
+        if score not in self.SCORES:
+            raise ValueError(f"score must be one of {self.SCORES}, got {score!r}")
+        self.dim_size, self.heads, self.score = dim_size, heads, score
         self.combined = nn.Linear(dim_size, 3 * dim_size)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -49,7 +65,10 @@ class MaxStateSuper(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, out1, out2 = self.project(x)  # 3 x (B, h, T, d_h)
         out = torch.cummax(out, dim=2).values  # (B, h, T, d_h): max over positions <= t
-        out_score = torch.cummax(out, dim=1).values  # (B, h, T, d_h): max over heads <= i
+        if self.score == "cummax":
+            out_score = torch.cummax(out, dim=1).values  # (B, h, T, d_h): max over heads <= i
+        else:  # the article's commented-out line
+            out_score = torch.softmax(out, dim=1)  # (B, h, T, d_h): sums to 1 over heads
         out = (out_score + out1) * out2 + out1  # (B, h, T, d_h)
         return out.permute(0, 2, 1, 3).reshape(x.shape)  # (B, T, d)
 
@@ -73,6 +92,9 @@ def running_maxima(block: MaxStateSuper, x: torch.Tensor) -> tuple[torch.Tensor,
     that cummax over heads; ``positions`` and ``heads`` say where each came
     from (see :func:`max_state_sources`).
     """
+    if getattr(block, "score", None) != "cummax":
+        raise ValueError("block must be a MaxStateSuper with score='cummax' (the softmax "
+                         f"variant has no source head), got {block!r}")
     with torch.no_grad():
         out, _, _ = block.project(x)  # (B, h, T, d_h)
         running, position_index = torch.cummax(out, dim=2)  # 2 x (B, h, T, d_h)
