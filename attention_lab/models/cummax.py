@@ -163,3 +163,63 @@ class RecallNet(nn.Module):
         x = x + self.mlp(self.norm2(x))  # (B, T, d)
         return self.read_out(self.norm_out(x[:, -1]))  # (B, num_values)
 
+
+
+MIXERS = ("cummax", "in-block softmax", "softmax (fused)", "softmax (teaching)")
+
+
+def make_mixer(kind: str, dim_size: int, heads: int) -> nn.Module:
+    """The token mixer ``kind`` (one of :data:`MIXERS`), ``(batch, seq, dim_size)`` in and out.
+
+    ``"cummax"``: :class:`MaxStateSuper`; ``"in-block softmax"``: the same block
+    with the article's commented-out softmax over heads (``score="softmax"``);
+    ``"softmax (fused)"`` / ``"softmax (teaching)"``: :class:`CausalSelfAttention`
+    through SDPA or through the teaching path.  All four are causal.
+    """
+    if kind == "cummax":
+        return MaxStateSuper(dim_size, heads)
+    if kind == "in-block softmax":
+        return MaxStateSuper(dim_size, heads, score="softmax")
+    if kind in ("softmax (fused)", "softmax (teaching)"):
+        return CausalSelfAttention(dim_size, heads, fused=kind == "softmax (fused)")
+    raise ValueError(f"kind must be one of {MIXERS}, got {kind!r}")
+
+
+class MixerLM(nn.Module):
+    """A decoder-only language model whose token mixer is chosen by name.
+
+    Token and learned position embeddings, then ``layers`` pre-norm blocks
+    ``x + mixer(LN(x))``, ``x + MLP(LN(x))`` (MLP ``dim_size -> 4 dim_size ->
+    dim_size``, GELU), a final LayerNorm and a linear head.  ``forward(tokens
+    (batch, seq))`` returns next-token logits ``(batch, seq, vocab_size)``; with
+    a causal mixer, logit ``t`` reads tokens ``0 .. t`` only.  The article's
+    configuration is ``dim_size=512, heads=8, layers=6``.
+    """
+
+    def __init__(self, kind: str, vocab_size: int, dim_size: int, heads: int, layers: int,
+                 max_len: int):
+        super().__init__()
+        self.kind, self.max_len = kind, max_len
+        self.token_emb = nn.Embedding(vocab_size, dim_size)
+        self.pos_emb = nn.Parameter(0.02 * torch.randn(max_len, dim_size))
+        self.mixers = nn.ModuleList(make_mixer(kind, dim_size, heads) for _ in range(layers))
+        self.norms1 = nn.ModuleList(nn.LayerNorm(dim_size) for _ in range(layers))
+        self.norms2 = nn.ModuleList(nn.LayerNorm(dim_size) for _ in range(layers))
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim_size, 4 * dim_size), nn.GELU(),
+                          nn.Linear(4 * dim_size, dim_size)) for _ in range(layers))
+        self.norm_out, self.head = nn.LayerNorm(dim_size), nn.Linear(dim_size, vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
+            raise ValueError(f"tokens must be a 2-D tensor (batch, seq), got "
+                             f"{getattr(tokens, 'shape', type(tokens).__name__)}")
+        if not 1 <= tokens.shape[1] <= self.max_len:
+            raise ValueError(f"tokens' seq must lie in 1 .. max_len={self.max_len}, "
+                             f"got {tokens.shape[1]}")
+        x = self.token_emb(tokens) + self.pos_emb[:tokens.shape[1]]  # (B, T, d)
+        blocks = zip(self.mixers, self.norms1, self.norms2, self.mlps, strict=True)
+        for mixer, norm1, norm2, mlp in blocks:
+            x = x + mixer(norm1(x))  # (B, T, d)
+            x = x + mlp(norm2(x))  # (B, T, d)
+        return self.head(self.norm_out(x))  # (B, T, vocab)

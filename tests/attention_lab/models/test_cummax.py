@@ -6,9 +6,12 @@ import torch
 
 from attention_lab.data.recall import associative_recall_batch
 from attention_lab.models.cummax import (
+    MIXERS,
     CausalSelfAttention,
     MaxStateSuper,
+    MixerLM,
     RecallNet,
+    make_mixer,
     max_state_sources,
 )
 
@@ -146,3 +149,25 @@ def test_score_errors(softmax_block):
         MaxStateSuper(16, 4, score="max")
     with pytest.raises(ValueError, match="score='cummax'"):
         max_state_sources(softmax_block, torch.randn(1, 3, 16))
+
+
+@pytest.mark.parametrize("kind", MIXERS)
+def test_mixer_lm_is_causal(kind):
+    torch.manual_seed(0)
+    model = MixerLM(kind, vocab_size=11, dim_size=16, heads=4, layers=2, max_len=8)
+    tokens = torch.randint(11, (2, 8))
+    logits = model(tokens)
+    assert logits.shape == (2, 8, 11)
+    changed = tokens.clone()
+    changed[:, 5:] = (changed[:, 5:] + 1) % 11
+    torch.testing.assert_close(model(changed)[:, :5], logits[:, :5])
+
+
+def test_mixer_errors():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        make_mixer("linear", 16, 4)
+    model = MixerLM("cummax", 11, 16, 4, 1, max_len=8)
+    with pytest.raises(ValueError, match="max_len=8, got 9"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"tokens must be a 2-D tensor \(batch, seq\)"):
+        model(torch.zeros(9, dtype=torch.long))
