@@ -164,7 +164,8 @@ def benchmark_training_steps(make_model: Callable[[str], torch.nn.Module], kinds
     step, in an order rotated from round to round.  A row per (kind, length)
     keeps ``median_ms``, ``best_ms``, ``tokens_per_s`` (``batch * length`` over
     the median), ``x_reference`` (median over rounds of the step time divided
-    by ``reference``'s in the same round), ``peak_mb`` (:func:`peak_memory_bytes`
+    by ``reference``'s in the same round; ``x_reference_quartiles``: the 25th
+    and 75th percentiles of those per-round ratios), ``peak_mb`` (:func:`peak_memory_bytes`
     of one more step: activations and temporaries above the resident memory of
     the parameters, gradients and optimiser state) and ``parameters``.
     """
@@ -196,11 +197,13 @@ def benchmark_training_steps(make_model: Callable[[str], torch.nn.Module], kinds
             times = case["times"][1:]
             median = float(np.median(times))
             peak = peak_memory_bytes(case["step"])
+            paired = None if ref is None else np.divide(times, ref)  # one ratio per round
             rows.append({"kind": case["kind"], "length": length, "batch": batch,
                          "median_ms": median, "best_ms": min(times), "times_ms": times,
                          "tokens_per_s": batch * length / (median / 1e3),
-                         "x_reference": None if ref is None else
-                         float(np.median(np.divide(times, ref))),
+                         "x_reference": None if ref is None else float(np.median(paired)),
+                         "x_reference_quartiles": None if ref is None else
+                         [float(q) for q in np.quantile(paired, [0.25, 0.75])],
                          "peak_mb": None if peak is None else peak / 2**20,
                          "parameters": case["parameters"]})
             if log:

@@ -40,7 +40,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--heads", type=int, default=8)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--vocab", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: the machine is shared; the ratios are the point)")
     parser.add_argument("--out", type=pathlib.Path, default=None)
@@ -50,15 +50,17 @@ def parse_args() -> argparse.Namespace:
 def table(rows: list[dict]) -> list[str]:
     """Rows as text: time per step, tokens/s, paired ratio to SDPA, peak memory and its ratio."""
     ref = {r["length"]: r for r in rows if r["kind"] == REFERENCE}
-    lines = [f"{'T':>5} {'mixer':>18} {'ms/step':>9} {'tokens/s':>9} {'x SDPA':>7} "
+    lines = [f"{'T':>5} {'mixer':>18} {'ms/step':>9} {'tokens/s':>9} {'x SDPA':>7} {'IQR':>11} "
              f"{'peak MiB':>9} {'x SDPA':>7} {'params':>7}"]
     for r in rows:
         mem = r["peak_mb"]
         base = ref.get(r["length"], {}).get("peak_mb")
         mem_ratio = f"{mem / base:7.2f}" if mem is not None and base else "    n/a"
         mem_text = f"{mem:9.0f}" if mem is not None else "      n/a"
+        low, high = r["x_reference_quartiles"]
         lines.append(f"{r['length']:>5} {r['kind']:>18} {r['median_ms']:9.0f} "
-                     f"{r['tokens_per_s']:9.0f} {r['x_reference']:7.2f} {mem_text} "
+                     f"{r['tokens_per_s']:9.0f} {r['x_reference']:7.2f} "
+                     f"{low:5.2f}-{high:<5.2f} {mem_text} "
                      f"{mem_ratio} {r['parameters'] / 1e6:6.1f}M")
     return lines
 
@@ -78,7 +80,8 @@ def main() -> None:
             repeats=args.repeats, reference=REFERENCE, log=print)
     print("\n".join(table(rows)))
     print("ms/step: median over rounds of forward + backward + AdamW step; x SDPA (time): "
-          "median over rounds of the step time over SDPA's in the same round; peak MiB: "
+          "median over rounds of the step time over SDPA's in the same round (IQR: its "
+          "quartiles over rounds); peak MiB: "
           "resident high-water mark of one step above the memory in use before it.")
     seconds = time.perf_counter() - start
     print(f"total {seconds:.0f} s")

@@ -44,4 +44,6 @@ def test_training_step_benchmark_rows():
     for r in rows:
         assert len(r["times_ms"]) == 2 and r["median_ms"] > 0 and r["tokens_per_s"] > 0
         assert r["x_reference"] > 0 and r["parameters"] > 0
+        low, high = r["x_reference_quartiles"]
+        assert 0 < low <= r["x_reference"] <= high
     assert {r["x_reference"] for r in rows if r["kind"] == "softmax (fused)"} == {1.0}
