@@ -51,7 +51,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--spike-only", type=pathlib.Path, default=None, metavar="JSON",
                         help="only (re)measure the spike sensitivity and update this stored "
                              "study in place")
+    parser.add_argument("--long-recall", type=pathlib.Path, default=None, metavar="JSON",
+                        help="train cummax and the in-block variant 8x longer on recall "
+                             "(seed 0, best lr) and add the result to this stored study")
     return parser.parse_args()
+
+
+LONG_RECALL_FACTOR = 8
+
+
+def add_long_recall(path: pathlib.Path) -> None:
+    """Does the gap close with more steps?  The two slow learners, 8x the step budget."""
+    report = json.loads(path.read_text())
+    config = {**report["recall"], "steps": report["recall"]["steps"] * LONG_RECALL_FACTOR}
+    long = {}
+    with threads(1):
+        for model in ("cummax", "in-block softmax"):
+            lr = report["summary"][model]["recall_accuracy"]["lr"]
+            run = train_recall(model, lr, 0, **config)
+            long[model] = {"lr": lr, "seed": 0, "steps": config["steps"],
+                           "accuracy": run["accuracy"], "losses": rounded(run["losses"])}
+            print(f"{model}: {config['steps']} steps, lr {lr:g}: accuracy {run['accuracy']:.2f}")
+    report["long_recall"] = long
+    path.write_text(json.dumps(report, indent=1))
+    print(f"updated {path}")
 
 
 def measure_sensitivity() -> dict:
@@ -79,6 +102,9 @@ def main() -> None:
     args = parse_args()
     if args.spike_only:
         update_sensitivity(args.spike_only)
+        return
+    if args.long_recall:
+        add_long_recall(args.long_recall)
         return
     start = time.perf_counter()
     runs = {"recall": [], "stories": []}
