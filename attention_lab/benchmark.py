@@ -1,5 +1,6 @@
 """The benchmark harness behind ``make bench`` and chapter 11: every attention implementation,
-interleaved rounds, paired ratios to SDPA, peak memory.
+interleaved rounds, paired ratios to SDPA, peak memory; and ``make bench-cummax``'s whole
+training steps of chapter 10's models.
 """
 
 from __future__ import annotations

@@ -24,10 +24,10 @@ class MaxStateSuper(nn.Module):
     step-by-step decoding) is left out.
 
     ``score="softmax"`` is the article's own baseline: the line it leaves
-    commented out right under the second cummax, ``out_score =
-    torch.softmax(out, dim=1)``, used *in place of* ``out_score =
-    cummax(out, dim=1)``; everything else, the running max over positions
-    included, stays.  On the ``(batch, heads, seq, d_h)`` layout ``dim=1`` is
+    commented out in the same block, ``out_score = torch.softmax(out,
+    dim=1)``, used *in place of* ``out_score = cummax(out, dim=1)`` (the
+    line that assigns the same ``out_score``); everything else, the running
+    max over positions included, stays.  On the ``(batch, heads, seq, d_h)`` layout ``dim=1`` is
     the **heads** axis: for every position and channel the ``heads`` running
     maxima are turned into weights that sum to 1 over the heads.  It is *not*
     softmax attention over positions (nothing compares a query with keys) and
