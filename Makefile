@@ -31,7 +31,7 @@ PORTABLE ?= ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MKL_
 GPU_RESULT := benchmarks/results/$(shell date +%F)-cuda.json
 
 .PHONY: lab notebook7 test install lint unit nbval nbval-portable notebooks checkpoints e2e bench \
-	bench-ui test-latest gpu-check clean
+	bench-cummax bench-ui test-latest gpu-check clean
 
 lab: install  ## open JupyterLab on notebooks/
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG)
@@ -107,6 +107,9 @@ e2e: install  ## JupyterLab and Notebook 7 in a real browser: every control move
 bench: install  ## attention implementations' cost and the whole series' run time
 	$(BIN)/python benchmarks/bench_attention.py
 	$(BIN)/python benchmarks/bench_notebooks.py
+
+bench-cummax: install  ## chapter 10's claims at the article's scale (hidden 512, 8 heads, 6 layers)
+	$(BIN)/python benchmarks/bench_cummax.py
 
 bench-ui: install  ## key press -> new figure latency of every explorer, in a real browser
 	$(BIN)/python tests/e2e/bench_ui.py

@@ -1,5 +1,6 @@
 """The benchmark harness behind ``make bench`` and chapter 11: every attention implementation,
-interleaved rounds, paired ratios to SDPA, peak memory.
+interleaved rounds, paired ratios to SDPA, peak memory; and ``make bench-cummax``'s whole
+training steps of chapter 10's models.
 """
 
 from __future__ import annotations
@@ -148,3 +149,65 @@ def time_scoring_functions(batch: int = 4, num_queries: int = 128, num_kv: int =
                 times[name] = min(times[name], ms)
     return times
 
+
+
+def benchmark_training_steps(make_model: Callable[[str], torch.nn.Module], kinds: Sequence[str],
+                             lengths: Sequence[int], *, batch: int, vocab_size: int,
+                             repeats: int = 3, reference: str | None = None, seed: int = 0,
+                             lr: float = 1e-4,
+                             log: Callable[[str], None] | None = None) -> list[dict]:
+    """One full training step (forward, backward, AdamW step) of each model, interleaved.
+
+    ``make_model(kind)`` builds the model for ``kind``: a module mapping tokens
+    ``(batch, seq)`` to logits ``(batch, seq, vocab_size)``.  For each length
+    every model gets a warm-up step (which also allocates its gradients and the
+    optimiser's state), then ``repeats`` rounds in which each model takes one
+    step, in an order rotated from round to round.  A row per (kind, length)
+    keeps ``median_ms``, ``best_ms``, ``tokens_per_s`` (``batch * length`` over
+    the median), ``x_reference`` (median over rounds of the step time divided
+    by ``reference``'s in the same round; ``x_reference_quartiles``: the 25th
+    and 75th percentiles of those per-round ratios), ``peak_mb`` (:func:`peak_memory_bytes`
+    of one more step: activations and temporaries above the resident memory of
+    the parameters, gradients and optimiser state) and ``parameters``.
+    """
+    rows = []
+    for length in lengths:
+        generator = torch.Generator().manual_seed(seed)
+        tokens = torch.randint(vocab_size, (batch, length + 1), generator=generator)  # (B, T+1)
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]  # 2 x (B, T)
+        cases = []
+        for kind in kinds:
+            torch.manual_seed(seed)
+            model = make_model(kind)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+
+            def step(model=model, optimizer=optimizer, inputs=inputs, targets=targets) -> None:
+                logits = model(inputs)  # (B, T, vocab)
+                loss = F.cross_entropy(logits.reshape(-1, vocab_size), targets.reshape(-1))
+                optimizer.zero_grad(set_to_none=False)
+                loss.backward()
+                optimizer.step()
+
+            cases.append({"kind": kind, "step": step, "times": [],
+                          "parameters": sum(p.numel() for p in model.parameters())})
+        for round_ in range(repeats + 1):  # round 0 warms up and is discarded
+            for case in cases[round_ % len(cases):] + cases[:round_ % len(cases)]:  # rotated
+                case["times"].append(timed(case["step"])[1])
+        ref = next((case["times"][1:] for case in cases if case["kind"] == reference), None)
+        for case in cases:
+            times = case["times"][1:]
+            median = float(np.median(times))
+            peak = peak_memory_bytes(case["step"])
+            paired = None if ref is None else np.divide(times, ref)  # one ratio per round
+            rows.append({"kind": case["kind"], "length": length, "batch": batch,
+                         "median_ms": median, "best_ms": min(times), "times_ms": times,
+                         "tokens_per_s": batch * length / (median / 1e3),
+                         "x_reference": None if ref is None else float(np.median(paired)),
+                         "x_reference_quartiles": None if ref is None else
+                         [float(q) for q in np.quantile(paired, [0.25, 0.75])],
+                         "peak_mb": None if peak is None else peak / 2**20,
+                         "parameters": case["parameters"]})
+            if log:
+                log(f"T={length:5d} {case['kind']:>18s} {median:9.1f} ms/step")
+        del cases
+    return rows

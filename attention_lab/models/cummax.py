@@ -23,15 +23,31 @@ class MaxStateSuper(nn.Module):
     on inputs ``0 .. t`` only.  The article's ``state`` argument (for
     step-by-step decoding) is left out.
 
-    Raises ``ValueError`` at construction if ``heads`` does not divide ``dim_size``.
+    ``score="softmax"`` is the article's own baseline: the line it leaves
+    commented out in the same block, ``out_score = torch.softmax(out,
+    dim=1)``, used *in place of* ``out_score = cummax(out, dim=1)`` (the
+    line that assigns the same ``out_score``); everything else, the running
+    max over positions included, stays.  On the ``(batch, heads, seq, d_h)`` layout ``dim=1`` is
+    the **heads** axis: for every position and channel the ``heads`` running
+    maxima are turned into weights that sum to 1 over the heads.  It is *not*
+    softmax attention over positions (nothing compares a query with keys) and
+    it is still causal: the running max reads positions ``<= t`` and the
+    softmax mixes heads at the same position.
+
+    Raises ``ValueError`` at construction if ``heads`` does not divide
+    ``dim_size`` or ``score`` is neither ``"cummax"`` nor ``"softmax"``.
     """
 
-    def __init__(self, dim_size: int, heads: int):
+    SCORES = ("cummax", "softmax")
+
+    def __init__(self, dim_size: int, heads: int, score: str = "cummax"):
         super().__init__()
         if heads < 1 or dim_size < 1 or dim_size % heads:
             raise ValueError(f"heads must divide dim_size, got dim_size={dim_size} and "
                              f"heads={heads}")
-        self.dim_size, self.heads = dim_size, heads
+        if score not in self.SCORES:
+            raise ValueError(f"score must be one of {self.SCORES}, got {score!r}")
+        self.dim_size, self.heads, self.score = dim_size, heads, score
         self.combined = nn.Linear(dim_size, 3 * dim_size)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -50,7 +66,10 @@ class MaxStateSuper(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, out1, out2 = self.project(x)  # 3 x (B, h, T, d_h)
         out = torch.cummax(out, dim=2).values  # (B, h, T, d_h): max over positions <= t
-        out_score = torch.cummax(out, dim=1).values  # (B, h, T, d_h): max over heads <= i
+        if self.score == "cummax":
+            out_score = torch.cummax(out, dim=1).values  # (B, h, T, d_h): max over heads <= i
+        else:  # the article's commented-out line
+            out_score = torch.softmax(out, dim=1)  # (B, h, T, d_h): sums to 1 over heads
         out = (out_score + out1) * out2 + out1  # (B, h, T, d_h)
         return out.permute(0, 2, 1, 3).reshape(x.shape)  # (B, T, d)
 
@@ -74,6 +93,9 @@ def running_maxima(block: MaxStateSuper, x: torch.Tensor) -> tuple[torch.Tensor,
     that cummax over heads; ``positions`` and ``heads`` say where each came
     from (see :func:`max_state_sources`).
     """
+    if getattr(block, "score", None) != "cummax":
+        raise ValueError("block must be a MaxStateSuper with score='cummax' (the softmax "
+                         f"variant has no source head), got {block!r}")
     with torch.no_grad():
         out, _, _ = block.project(x)  # (B, h, T, d_h)
         running, position_index = torch.cummax(out, dim=2)  # 2 x (B, h, T, d_h)
@@ -143,3 +165,63 @@ class RecallNet(nn.Module):
         x = x + self.mlp(self.norm2(x))  # (B, T, d)
         return self.read_out(self.norm_out(x[:, -1]))  # (B, num_values)
 
+
+
+MIXERS = ("cummax", "in-block softmax", "softmax (fused)", "softmax (teaching)")
+
+
+def make_mixer(kind: str, dim_size: int, heads: int) -> nn.Module:
+    """The token mixer ``kind`` (one of :data:`MIXERS`), ``(batch, seq, dim_size)`` in and out.
+
+    ``"cummax"``: :class:`MaxStateSuper`; ``"in-block softmax"``: the same block
+    with the article's commented-out softmax over heads (``score="softmax"``);
+    ``"softmax (fused)"`` / ``"softmax (teaching)"``: :class:`CausalSelfAttention`
+    through SDPA or through the teaching path.  All four are causal.
+    """
+    if kind == "cummax":
+        return MaxStateSuper(dim_size, heads)
+    if kind == "in-block softmax":
+        return MaxStateSuper(dim_size, heads, score="softmax")
+    if kind in ("softmax (fused)", "softmax (teaching)"):
+        return CausalSelfAttention(dim_size, heads, fused=kind == "softmax (fused)")
+    raise ValueError(f"kind must be one of {MIXERS}, got {kind!r}")
+
+
+class MixerLM(nn.Module):
+    """A decoder-only language model whose token mixer is chosen by name.
+
+    Token and learned position embeddings, then ``layers`` pre-norm blocks
+    ``x + mixer(LN(x))``, ``x + MLP(LN(x))`` (MLP ``dim_size -> 4 dim_size ->
+    dim_size``, GELU), a final LayerNorm and a linear head.  ``forward(tokens
+    (batch, seq))`` returns next-token logits ``(batch, seq, vocab_size)``; with
+    a causal mixer, logit ``t`` reads tokens ``0 .. t`` only.  The article's
+    configuration is ``dim_size=512, heads=8, layers=6``.
+    """
+
+    def __init__(self, kind: str, vocab_size: int, dim_size: int, heads: int, layers: int,
+                 max_len: int):
+        super().__init__()
+        self.kind, self.max_len = kind, max_len
+        self.token_emb = nn.Embedding(vocab_size, dim_size)
+        self.pos_emb = nn.Parameter(0.02 * torch.randn(max_len, dim_size))
+        self.mixers = nn.ModuleList(make_mixer(kind, dim_size, heads) for _ in range(layers))
+        self.norms1 = nn.ModuleList(nn.LayerNorm(dim_size) for _ in range(layers))
+        self.norms2 = nn.ModuleList(nn.LayerNorm(dim_size) for _ in range(layers))
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim_size, 4 * dim_size), nn.GELU(),
+                          nn.Linear(4 * dim_size, dim_size)) for _ in range(layers))
+        self.norm_out, self.head = nn.LayerNorm(dim_size), nn.Linear(dim_size, vocab_size)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
+            raise ValueError(f"tokens must be a 2-D tensor (batch, seq), got "
+                             f"{getattr(tokens, 'shape', type(tokens).__name__)}")
+        if not 1 <= tokens.shape[1] <= self.max_len:
+            raise ValueError(f"tokens' seq must lie in 1 .. max_len={self.max_len}, "
+                             f"got {tokens.shape[1]}")
+        x = self.token_emb(tokens) + self.pos_emb[:tokens.shape[1]]  # (B, T, d)
+        blocks = zip(self.mixers, self.norms1, self.norms2, self.mlps, strict=True)
+        for mixer, norm1, norm2, mlp in blocks:
+            x = x + mixer(norm1(x))  # (B, T, d)
+            x = x + mlp(norm2(x))  # (B, T, d)
+        return self.head(self.norm_out(x))  # (B, T, vocab)

@@ -31,3 +31,19 @@ def test_time_scoring_functions_and_panel():
     assert toggle.disabled == (not torch.cuda.is_available())
     button.click()
     assert calls == [torch.device("cpu")] and panel.children[1].value == "ran on cpu"
+
+
+def test_training_step_benchmark_rows():
+    from attention_lab.benchmark import benchmark_training_steps
+    from attention_lab.models.cummax import MIXERS, MixerLM
+
+    rows = benchmark_training_steps(lambda kind: MixerLM(kind, 13, 16, 4, 1, max_len=16),
+                                    MIXERS, [8, 16], batch=2, vocab_size=13, repeats=2,
+                                    reference="softmax (fused)")
+    assert [(r["kind"], r["length"]) for r in rows] == [(k, n) for n in (8, 16) for k in MIXERS]
+    for r in rows:
+        assert len(r["times_ms"]) == 2 and r["median_ms"] > 0 and r["tokens_per_s"] > 0
+        assert r["x_reference"] > 0 and r["parameters"] > 0
+        low, high = r["x_reference_quartiles"]
+        assert 0 < low <= r["x_reference"] <= high
+    assert {r["x_reference"] for r in rows if r["kind"] == "softmax (fused)"} == {1.0}
