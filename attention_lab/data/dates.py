@@ -90,6 +90,24 @@ def render(day: datetime.date, fmt: str) -> str:
     return FORMATS[fmt].format(**_fields(_check_date(day)))
 
 
+_PARTS = {"yyyy": "year", "yy": "year", "cyear": "year", "month": "month", "mon": "month",
+          "m": "month", "mm": "month", "cmonth": "month", "day": "day", "dd": "day", "dth": "day",
+          "cday": "day"}
+ISO_PARTS = {"year": range(0, 4), "month": range(5, 7), "day": range(8, 10)}  # in "YYYY-MM-DD"
+
+
+def spans(day: datetime.date, fmt: str) -> dict[str, range]:
+    """Where ``render(day, fmt)`` writes the year, the month and the day: character ranges
+    (``"1st"`` counts its suffix, ``"十二"`` both characters; a weekday is none of them)."""
+    fields, where, start = _fields(_check_date(day)), {}, 0
+    for piece in re.split(r"(\{\w+\})", FORMATS[fmt]):
+        text = fields[piece[1:-1]] if piece.startswith("{") else piece
+        if piece[1:-1] in _PARTS:
+            where[_PARTS[piece[1:-1]]] = range(start, start + len(text))
+        start += len(text)
+    return where
+
+
 def iso(day: datetime.date) -> str:
     """The target: ``day`` as ``YYYY-MM-DD``."""
     return _check_date(day).isoformat()

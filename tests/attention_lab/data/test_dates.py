@@ -102,3 +102,15 @@ def test_examples_and_batch():
     assert not any(D.parse(t)[1] == D.UNSEEN_FORMAT for t, _ in D.examples(train, 300, seed=0))
     with pytest.raises(ValueError, match="formats must be keys of FORMATS"):
         D.examples(test, 2, seed=0, formats=["nope"])
+
+
+def test_spans_locate_year_month_and_day():
+    text = D.render(DAY, "weekday_day_month_year")  # Tuesday, 1 December 2026
+    where = D.spans(DAY, "weekday_day_month_year")
+    assert [text[i] for i in where["day"]] == ["1"]
+    assert "".join(text[i] for i in where["month"]) == "December"
+    assert "".join(text[i] for i in where["year"]) == "2026"
+    chinese = D.spans(DAY, "chinese_numerals")  # 二〇二六年十二月一日
+    assert (chinese["year"], chinese["month"], chinese["day"]) == (range(4), range(5, 7),
+                                                                  range(8, 9))
+    assert "".join("2026-12-01"[i] for i in D.ISO_PARTS["month"]) == "12"
