@@ -1,4 +1,4 @@
-"""attention_lab.fonts: the CJK subset covers chapter 08's vocabulary and matplotlib uses it."""
+"""attention_lab.fonts and its subset script: the CJK subset covers chapter 08's vocabulary."""
 
 import io
 import warnings
