@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import locale
 import random
 import re
 from collections.abc import Sequence
@@ -21,10 +22,21 @@ from collections.abc import Sequence
 import torch
 
 FIRST, LAST = datetime.date(1950, 1, 1), datetime.date(2049, 12, 31)
-MONTHS = tuple(calendar.month_name[1:])  # locale-free in the C locale: "January" ..
-MONTHS_ABBR = tuple(calendar.month_abbr[1:])  # "Jan" ..
-WEEKDAYS = tuple(calendar.day_name)  # "Monday" ..
-WEEKDAYS_ABBR = tuple(calendar.day_abbr)  # "Mon" ..
+
+
+def _english_names() -> tuple[tuple[str, ...], ...]:
+    """calendar's month and weekday names in the C locale (English), whatever the locale is:
+    the vocabulary and the stored model must not change with the learner's LC_TIME."""
+    saved = locale.setlocale(locale.LC_TIME)
+    try:
+        locale.setlocale(locale.LC_TIME, "C")
+        return (tuple(calendar.month_name[1:]), tuple(calendar.month_abbr[1:]),
+                tuple(calendar.day_name), tuple(calendar.day_abbr))
+    finally:
+        locale.setlocale(locale.LC_TIME, saved)
+
+
+MONTHS, MONTHS_ABBR, WEEKDAYS, WEEKDAYS_ABBR = _english_names()  # "January", "Jan", "Monday", ..
 CHINESE_DIGITS = "〇一二三四五六七八九"
 
 # name -> template; each {field} appears at most once (see _FIELDS)

@@ -114,3 +114,8 @@ def test_spans_locate_year_month_and_day():
     assert (chinese["year"], chinese["month"], chinese["day"]) == (range(4), range(5, 7),
                                                                   range(8, 9))
     assert "".join("2026-12-01"[i] for i in D.ISO_PARTS["month"]) == "12"
+
+
+def test_names_are_english_whatever_the_locale():
+    assert D.MONTHS[11] == "December" and D.WEEKDAYS_ABBR[1] == "Tue"
+    assert D.VOCAB_SIZE == 60  # the stored chapter-08 model's vocabulary
