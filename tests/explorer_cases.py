@@ -13,6 +13,7 @@ import torch
 
 from attention_lab.explorers.additive import AdditiveAttentionExplorer
 from attention_lab.explorers.cummax import MaxSourceExplorer
+from attention_lab.explorers.dates import DateAttentionExplorer
 from attention_lab.explorers.masked_softmax import MaskedSoftmaxExplorer
 from attention_lab.explorers.multihead import MultiHeadExplorer
 from attention_lab.explorers.nadaraya_watson import NadarayaWatsonExplorer
@@ -22,7 +23,7 @@ from attention_lab.explorers.temperature import SoftmaxTemperatureExplorer
 from attention_lab.explorers.transformer import TransformerAttentionExplorer
 from attention_lab.models.cummax import MaxStateSuper
 from attention_lab.models.seq2seq import ToySeq2Seq
-from tests.helpers import tiny_transformer
+from tests.helpers import FakeDateModel, tiny_transformer
 
 
 def nadaraya_watson():
@@ -79,6 +80,12 @@ def max_source():
 def transformer():
     return (TransformerAttentionExplorer(tiny_transformer(), "314159"),
             [{"sequence": "000000"}, {"sequence": "987654"}])
+
+
+def dates():
+    return (DateAttentionExplorer(FakeDateModel(), "Dec 1st 26"),
+            [{"step": 3}, {"text": "二〇二六年十二月一日", "head": 2}, {"layer": 1, "step": 10},
+             {"text": "Tuesday, 1 December 2026", "step": 1}])
 
 
 NUMBER = "must be a number in"
@@ -147,12 +154,22 @@ REFUSED = {
         ({"sequence": [1, 2, 3, 4, 5, 10]}, ValueError, r"token ids in 0 \.\. 9"),
         ({"sequence": 314159}, TypeError, "sequence must be a string of digits or a list of "
                                           "token ids, got int")],
+    "dates": [
+        ({"text": "Dec 1st 26!"}, ValueError, "text may only use the vocabulary's .* got '!'"),
+        ({"text": "hello"}, ValueError, "text must be a date in a supported format"),
+        ({"text": "31 February 2026"}, ValueError, "text must be a real date in 1950-2049"),
+        ({"text": "x" * 40}, ValueError, r"text must have 1 \.\. 32 characters, got 40"),
+        ({"text": 20261201}, TypeError, "text must be a str, got int"),
+        ({"layer": 3}, ValueError, r"layer must be one of \[1, 2\], got 3"),
+        ({"head": 0}, ValueError, r"head must be one of \[1, 2\], got 0"),
+        ({"step": 11}, ValueError, rf"step {INTEGER} 1 .. 10, got 11"),
+        ({"text": "1/12/2026", "step": 0}, ValueError, "step .* got 0")],
 }
 
 
 CASES = {make.__name__: make for make in (
     nadaraya_watson, temperature, masked, additive, scaling, multihead, alignment, max_source,
-    transformer)}
+    transformer, dates)}
 
 
 def positional():

@@ -38,3 +38,33 @@ class Knob(widgets.DOMWidget):
 def knobs(**values: object) -> dict[str, Knob]:
     """One :class:`Knob` per keyword, set to its value."""
     return {name: Knob(value=value) for name, value in values.items()}
+
+
+class FakeDateModel(torch.nn.Module):
+    """A stand-in with chapter 08's model protocol (``translate``, ``attention_maps``): seeded
+    random weights that respect the padding and causal masks, output read from the input."""
+
+    def __init__(self, num_layers: int = 2, num_heads: int = 2):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))  # a parameter, so it has a device
+        self.shape = (num_layers, num_heads)
+        self.maps: dict[str, torch.Tensor] = {}
+
+    def translate(self, src: torch.Tensor, src_valid_lens: torch.Tensor) -> torch.Tensor:
+        from attention_lab.data import dates
+
+        (batch, length), steps = src.shape, dates.ISO_LENGTH
+        g = torch.Generator().manual_seed(int(src.sum()))
+        pad = torch.arange(length) >= src_valid_lens.cpu()[:, None, None, None, None]
+        cross = torch.randn(batch, *self.shape, steps, length, generator=g)
+        future = torch.ones(steps, steps, dtype=torch.bool).triu(1)
+        causal = torch.randn(batch, *self.shape, steps, steps, generator=g)
+        self.maps = {"cross": cross.masked_fill(pad, -torch.inf).softmax(-1).to(src.device),
+                     "decoder": causal.masked_fill(future, -torch.inf).softmax(-1)}
+        digits = [dates.VOCAB.index(str(int(v) % 10)) + 2 for v in src[0, :8].tolist()]
+        ids = torch.tensor(digits[:4] + [dates.VOCAB.index("-") + 2] + digits[4:6]
+                           + [dates.VOCAB.index("-") + 2] + digits[6:8])
+        return ids.repeat(batch, 1).to(src.device)  # (B, 10)
+
+    def attention_maps(self) -> dict[str, torch.Tensor]:
+        return self.maps
