@@ -387,10 +387,11 @@ class DotProductAttention(nn.Module):
     ``F.scaled_dot_product_attention`` with the equivalent boolean mask and sets
     both to None, so no stale weights are left behind.
 
-    The teaching path runs as one fused autograd step (:class:`_WeightedAttention`,
-    same result, one ``(batch, num_queries, num_kv)`` tensor instead of four),
-    or as the plain code a chapter writes (``masked_softmax`` then ``bmm``) with
-    ``fused=False`` or while dropout is active.
+    The teaching path runs as one fused autograd step (:class:`_WeightedAttention`:
+    same result, and backward keeps one ``(batch, num_queries, num_kv)``
+    tensor, the weights), or as the plain code a chapter writes
+    (``masked_softmax`` then ``bmm``) with ``fused=False`` or while dropout is
+    active.
     """
 
     def __init__(self, dropout: float = 0.0, scaled: bool = True, *, fused: bool = True):
@@ -433,28 +434,23 @@ class _WeightedAttention(torch.autograd.Function):
     """``W = masked_softmax(q k^T * scale, lengths)``, returns ``(W v, W)``: the plain path fused.
 
     Autograd on the plain path keeps the scores, the filled scores, the mask
-    and the weights.  Here one ``(B, Tq, Tk)`` tensor becomes the scores, is
-    filled in place where a row has padding and softmaxed in place; backward
-    needs only it and the output, since softmax's gradient needs only its own
-    output: ``dS = W * (dW - rowsum(dW * W))``, and ``rowsum(dW * W)`` is
-    ``rowsum(dO * O)`` for ``dW = dO v^T``.  Masked keys have ``W = 0``, so
+    and the weights.  Here the scores are filled in place (only where a row
+    has padding) and only the weights are kept: softmax's gradient needs only
+    its own output, ``dS = W * (dW - rowsum(dW * W))``, and ``rowsum(dW * W)``
+    is ``rowsum(dO * O)`` for ``dW = dO v^T``.  Masked keys have ``W = 0``, so
     they get no gradient; rows with valid length 0 get all-zero weights.
     """
 
     @staticmethod
     def forward(ctx, queries, keys, values, lengths, scale):
-        weights = torch.bmm(queries * scale, keys.transpose(1, 2))  # (B, Tq, Tk), scores
-        drop = None
-        if lengths is not None and bool((lengths < keys.shape[1]).any()):
-            drop = ~_keep_mask(_shared_lengths(lengths), keys.shape[1])  # (B, Tq or 1, Tk)
-            weights.masked_fill_(drop, torch.finfo(weights.dtype).min)
-        # softmax in place; clamped at -80, exp never makes slow denormals (e^-80 ~ 2e-35)
-        weights.sub_(weights.amax(-1, keepdim=True)).clamp_min_(-80.0).exp_()
-        if drop is not None:
-            weights.masked_fill_(drop, 0.0)
-        weights.div_(weights.sum(-1, keepdim=True))  # (B, Tq, Tk)
+        queries = queries * scale  # (B, Tq, d), scaled once: cheaper than (B, Tq, Tk)
+        scores = torch.bmm(queries, keys.transpose(1, 2))  # (B, Tq, Tk)
+        if lengths is not None and bool((lengths < keys.shape[1]).any()):  # padding: fill
+            keep = _keep_mask(_shared_lengths(lengths), keys.shape[1])  # (B, Tq or 1, Tk)
+            scores.masked_fill_(~keep, torch.finfo(scores.dtype).min)  # in place: ours alone
+        weights = F.softmax(scores, dim=-1)  # (B, Tq, Tk); masked keys: exactly 0
         if lengths is not None and bool((lengths == 0).any()):
-            weights[lengths == 0] = 0.0  # rows with no key (0 / 0 above)
+            weights[lengths == 0] = 0.0  # rows with no key
         output = torch.bmm(weights, values)  # (B, Tq, dv)
         ctx.set_materialize_grads(False)
         ctx.scale = scale
@@ -481,8 +477,9 @@ class _WeightedAttention(torch.autograd.Function):
                 grad += grad_weights
                 rowdot += (grad_weights * weights).sum(-1, keepdim=True)
         grad.sub_(rowdot).mul_(weights)  # (B, Tq, Tk): dL/dscores
-        grad_q = torch.bmm(grad, keys) * ctx.scale if ctx.needs_input_grad[0] else None
-        grad_k = (torch.bmm(queries.transpose(1, 2), grad).mT * ctx.scale
+        grad_q = (torch.bmm(grad, keys) * ctx.scale
+                  if ctx.needs_input_grad[0] else None)  # (B, Tq, d)
+        grad_k = (torch.bmm(queries.transpose(1, 2), grad).mT  # queries are scaled
                   if ctx.needs_input_grad[1] else None)  # (B, Tk, d)
         return grad_q, grad_k, grad_v, None, None
 
