@@ -443,12 +443,13 @@ class _WeightedAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, queries, keys, values, lengths, scale):
-        queries = queries * scale  # (B, Tq, d), scaled once: cheaper than (B, Tq, Tk)
-        scores = torch.bmm(queries, keys.transpose(1, 2))  # (B, Tq, Tk)
+        scores = torch.baddbmm(queries.new_zeros(()), queries, keys.transpose(1, 2), beta=0,
+                               alpha=scale)  # (B, Tq, Tk): scale * q k^T, scaled in the matmul
         if lengths is not None and bool((lengths < keys.shape[1]).any()):  # padding: fill
             keep = _keep_mask(_shared_lengths(lengths), keys.shape[1])  # (B, Tq or 1, Tk)
             scores.masked_fill_(~keep, torch.finfo(scores.dtype).min)  # in place: ours alone
         weights = F.softmax(scores, dim=-1)  # (B, Tq, Tk); masked keys: exactly 0
+        del scores  # freed before the output is allocated
         if lengths is not None and bool((lengths == 0).any()):
             weights[lengths == 0] = 0.0  # rows with no key
         output = torch.bmm(weights, values)  # (B, Tq, dv)
@@ -477,9 +478,10 @@ class _WeightedAttention(torch.autograd.Function):
                 grad += grad_weights
                 rowdot += (grad_weights * weights).sum(-1, keepdim=True)
         grad.sub_(rowdot).mul_(weights)  # (B, Tq, Tk): dL/dscores
-        grad_q = (torch.bmm(grad, keys) * ctx.scale
+        zero = grad.new_zeros(())
+        grad_q = (torch.baddbmm(zero, grad, keys, beta=0, alpha=ctx.scale)
                   if ctx.needs_input_grad[0] else None)  # (B, Tq, d)
-        grad_k = (torch.bmm(queries.transpose(1, 2), grad).mT  # queries are scaled
+        grad_k = (torch.baddbmm(zero, queries.transpose(1, 2), grad, beta=0, alpha=ctx.scale).mT
                   if ctx.needs_input_grad[1] else None)  # (B, Tk, d)
         return grad_q, grad_k, grad_v, None, None
 
