@@ -433,12 +433,13 @@ class DotProductAttention(nn.Module):
 class _WeightedAttention(torch.autograd.Function):
     """``W = masked_softmax(q k^T * scale, lengths)``, returns ``(W v, W)``: the plain path fused.
 
-    Autograd on the plain path keeps the scores, the filled scores, the mask
-    and the weights.  Here the scores are filled in place (only where a row
-    has padding) and only the weights are kept: softmax's gradient needs only
-    its own output, ``dS = W * (dW - rowsum(dW * W))``, and ``rowsum(dW * W)``
-    is ``rowsum(dO * O)`` for ``dW = dO v^T``.  Masked keys have ``W = 0``, so
-    they get no gradient; rows with valid length 0 get all-zero weights.
+    Autograd on the plain path keeps about 2.5 ``(B, Tq, Tk)`` tensors
+    (softmax's output, its masked copy, two masks).  Here the scores are filled
+    in place (only where a row has padding) and backward keeps the weights
+    alone: softmax's gradient needs only its own output, ``dS = W * (dW -
+    rowsum(dW * W))``, and ``rowsum(dW * W)`` is ``rowsum(dO * O)`` for ``dW =
+    dO v^T``.  Masked keys have ``W = 0``, so they get no gradient; rows with
+    valid length 0 get all-zero weights.
     """
 
     @staticmethod
