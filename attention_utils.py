@@ -498,8 +498,8 @@ def _sdpa(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, valid
     p = dropout.p if dropout.training else 0.0
     out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
                                          dropout_p=p, scale=scale)  # (B, Tq, dv)
-    if mask is not None:  # rows with no valid key: zeros, as in the teaching path
-        out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
+    if mask is not None and bool((lengths == 0).any()):  # rows with no key: zeros, as
+        out = out.masked_fill((lengths == 0)[..., None], 0.0)  # in the teaching path
     return out
 
 
