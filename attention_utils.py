@@ -49,6 +49,7 @@ from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 __all__ = [
@@ -137,6 +138,13 @@ def _keep_mask(lengths: torch.Tensor, num_kv: int) -> torch.Tensor:
     """The masking rule, in one place: key ``j`` counts for a row of valid length ``n`` iff
     ``j < n``.  ``lengths`` ``(...)`` long -> keep-mask ``(..., num_kv)``, True = attend."""
     return torch.arange(num_kv, device=lengths.device) < lengths[..., None]  # (..., Tk)
+
+
+def _shared_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """``(B, Tq)`` lengths as ``(B, 1)`` where all queries of a row share one (masks broadcast)."""
+    if lengths.shape[1] > 1 and bool((lengths == lengths[:, :1]).all()):
+        return lengths[:, :1]
+    return lengths
 
 
 def sequence_mask(X: torch.Tensor, valid_len: object, value: float = 0.0) -> torch.Tensor:
@@ -379,29 +387,110 @@ class DotProductAttention(nn.Module):
     ``forward(queries (batch, num_queries, d), keys (batch, num_kv, d), values
     (batch, num_kv, d_v), valid_lens=None, need_weights=True)`` returns
     ``(batch, num_queries, d_v)``.  With ``need_weights=True`` (the teaching
-    path) it keeps ``scores`` and ``attention_weights``, both ``(batch,
-    num_queries, num_kv)``.  With ``need_weights=False`` (the fast path) it calls
+    path) it keeps ``attention_weights`` ``(batch, num_queries, num_kv)``, and
+    ``scores``, the same shape, are recomputed from the kept queries and keys
+    when read.  With ``need_weights=False`` (the fast path) it calls
     ``F.scaled_dot_product_attention`` with the equivalent boolean mask and sets
-    both attributes to None, so no stale weights are left behind.
+    both to None, so no stale weights are left behind.
+
+    The teaching path runs as one fused autograd step (:class:`_WeightedAttention`:
+    same result, and backward keeps one ``(batch, num_queries, num_kv)``
+    tensor, the weights), or as the plain code a chapter writes
+    (``masked_softmax`` then ``bmm``) with ``fused=False`` or while dropout is
+    active.
     """
 
-    def __init__(self, dropout: float = 0.0, scaled: bool = True):
+    def __init__(self, dropout: float = 0.0, scaled: bool = True, *, fused: bool = True):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.scaled = scaled
-        self.scores: torch.Tensor | None = None
+        self.fused = fused
         self.attention_weights: torch.Tensor | None = None
+        self._scored: tuple[torch.Tensor, torch.Tensor, float] | None = None
+
+    @property
+    def scores(self) -> torch.Tensor | None:
+        """``q k^T * scale`` ``(batch, num_queries, num_kv)`` of the last teaching-path call."""
+        if self._scored is None:
+            return None
+        queries, keys, scale = self._scored
+        return torch.bmm(queries, keys.transpose(1, 2)) * scale  # (B, Tq, Tk)
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 valid_lens: object = None, need_weights: bool = True) -> torch.Tensor:
         _check_qkv(queries, keys, values, same_size=True)
         scale = 1 / math.sqrt(queries.shape[-1]) if self.scaled else 1.0
-        if not need_weights:
-            self.scores = self.attention_weights = None
+        if not need_weights:  # fast path: PyTorch's fused kernel, no weights
+            self._scored = self.attention_weights = None
             return _sdpa(queries, keys, values, valid_lens, scale, self.dropout)
-        self.scores = torch.bmm(queries, keys.transpose(1, 2)) * scale  # (B, Tq, Tk)
-        self.attention_weights = masked_softmax(self.scores, valid_lens)  # (B, Tq, Tk)
+        self._scored = (queries, keys, scale)
+        if self.fused and not (self.training and self.dropout.p > 0):
+            lengths = None if valid_lens is None else check_valid_lens(
+                valid_lens, queries.shape[0], queries.shape[1], keys.shape[1], queries.device)
+            output, self.attention_weights = _WeightedAttention.apply(
+                queries, keys, values, lengths, scale)  # (B, Tq, dv), (B, Tq, Tk)
+            return output
+        # plain path: what the chapters write, step by step
+        scores = torch.bmm(queries, keys.transpose(1, 2)) * scale  # (B, Tq, Tk)
+        self.attention_weights = masked_softmax(scores, valid_lens)  # (B, Tq, Tk)
         return torch.bmm(self.dropout(self.attention_weights), values)  # (B, Tq, dv)
+
+
+class _WeightedAttention(torch.autograd.Function):
+    """``W = masked_softmax(q k^T * scale, lengths)``, returns ``(W v, W)``: the plain path fused.
+
+    Autograd on the plain path keeps about 2.5 ``(B, Tq, Tk)`` tensors
+    (softmax's output, its masked copy, two masks).  Here the scores are filled
+    in place (only where a row has padding) and backward keeps the weights
+    alone: softmax's gradient needs only its own output, ``dS = W * (dW -
+    rowsum(dW * W))``, and ``rowsum(dW * W)`` is ``rowsum(dO * O)`` for ``dW =
+    dO v^T``.  Masked keys have ``W = 0``, so they get no gradient; rows with
+    valid length 0 get all-zero weights.
+    """
+
+    @staticmethod
+    def forward(ctx, queries, keys, values, lengths, scale):
+        scores = torch.baddbmm(queries.new_zeros(()), queries, keys.transpose(1, 2), beta=0,
+                               alpha=scale)  # (B, Tq, Tk): scale * q k^T, scaled in the matmul
+        if lengths is not None and bool((lengths < keys.shape[1]).any()):  # padding: fill
+            keep = _keep_mask(_shared_lengths(lengths), keys.shape[1])  # (B, Tq or 1, Tk)
+            scores.masked_fill_(~keep, torch.finfo(scores.dtype).min)  # in place: ours alone
+        weights = F.softmax(scores, dim=-1)  # (B, Tq, Tk); masked keys: exactly 0
+        del scores  # freed before the output is allocated
+        if lengths is not None and bool((lengths == 0).any()):
+            weights[lengths == 0] = 0.0  # rows with no key
+        output = torch.bmm(weights, values)  # (B, Tq, dv)
+        ctx.set_materialize_grads(False)
+        ctx.scale = scale
+        ctx.save_for_backward(queries, keys, values, weights, output)
+        return output, weights
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output, grad_weights):
+        queries, keys, values, weights, output = ctx.saved_tensors
+        grad_v = None
+        if grad_output is None and grad_weights is None:
+            return None, None, None, None, None
+        if grad_output is None:  # only the weights were used
+            grad = grad_weights.clone()
+            rowdot = (grad_weights * weights).sum(-1, keepdim=True)  # (B, Tq, 1)
+        else:
+            grad_output = grad_output.contiguous()  # (B, Tq, dv); .sum()'s is an expanded view
+            if ctx.needs_input_grad[2]:
+                grad_v = torch.bmm(grad_output.transpose(1, 2), weights).mT  # (B, Tk, dv)
+            grad = torch.bmm(grad_output, values.transpose(1, 2))  # (B, Tq, Tk): dL/dW
+            rowdot = (grad_output * output).sum(-1, keepdim=True)  # (B, Tq, 1)
+            if grad_weights is not None:
+                grad += grad_weights
+                rowdot += (grad_weights * weights).sum(-1, keepdim=True)
+        grad.sub_(rowdot).mul_(weights)  # (B, Tq, Tk): dL/dscores
+        zero = grad.new_zeros(())
+        grad_q = (torch.baddbmm(zero, grad, keys, beta=0, alpha=ctx.scale)
+                  if ctx.needs_input_grad[0] else None)  # (B, Tq, d)
+        grad_k = (torch.baddbmm(zero, queries.transpose(1, 2), grad, beta=0, alpha=ctx.scale).mT
+                  if ctx.needs_input_grad[1] else None)  # (B, Tk, d)
+        return grad_q, grad_k, grad_v, None, None
 
 
 def _sdpa(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, valid_lens: object,
@@ -410,13 +499,13 @@ def _sdpa(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, valid
     batch, num_queries, _ = queries.shape
     mask = None
     if valid_lens is not None:
-        mask = valid_lens_to_mask(valid_lens, num_queries, keys.shape[1], batch,
-                                  queries.device)  # (B, Tq, Tk)
+        lengths = check_valid_lens(valid_lens, batch, num_queries, keys.shape[1], queries.device)
+        mask = _keep_mask(_shared_lengths(lengths), keys.shape[1])  # (B, Tq or 1, Tk)
     p = dropout.p if dropout.training else 0.0
     out = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
                                          dropout_p=p, scale=scale)  # (B, Tq, dv)
-    if mask is not None:  # rows with no valid key: zeros, as in the teaching path
-        out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
+    if mask is not None and bool((lengths == 0).any()):  # rows with no key: zeros, as
+        out = out.masked_fill((lengths == 0)[..., None], 0.0)  # in the teaching path
     return out
 
 

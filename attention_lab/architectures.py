@@ -68,13 +68,16 @@ class SelfAttentionLayer(nn.Module):
 
     ``forward(x (batch, num_steps, d), valid_lens=None)`` returns ``(batch,
     num_steps, d)``; ``valid_lens`` as in :func:`attention_utils.masked_softmax`
-    (``(batch, num_steps)`` lengths ``1 .. num_steps`` make it causal).
+    (``(batch, num_steps)`` lengths ``1 .. num_steps`` make it causal).  It runs
+    the plain teaching path (``masked_softmax`` then ``bmm``), so that its
+    autograd graph shows every matrix product :func:`sequential_products` counts.
     """
 
     def __init__(self, d: int, num_heads: int = 4):
         super().__init__()
         self.attention = au.MultiHeadAttention(d, num_heads, query_size=d, key_size=d,
                                                value_size=d)
+        self.attention.attention.fused = False  # the plain path: one graph node per step
 
     def forward(self, x: torch.Tensor, valid_lens: object = None) -> torch.Tensor:
         return self.attention(x, x, x, valid_lens)  # (B, T, d)

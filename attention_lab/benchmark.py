@@ -1,6 +1,6 @@
 """The benchmark harness behind ``make bench`` and chapter 11: every attention implementation,
-interleaved rounds, paired ratios to SDPA, peak memory; and ``make bench-cummax``'s whole
-training steps of chapter 10's models.
+interleaved rounds, paired ratios to SDPA and to d2l, peak memory; and ``make bench-cummax``'s
+whole training steps of chapter 10's models.
 """
 
 from __future__ import annotations
@@ -23,24 +23,36 @@ BENCH_IMPLEMENTATIONS = ("teaching path", "fast path", "d2l 1.0.3", "SDPA", "cum
 BENCH_MODES = ("forward", "forward+backward")
 
 
+def bench_valid_lens(batch: int, length: int) -> torch.Tensor:
+    """The benchmark's valid lengths ``(batch,)``: uniform in ``1 .. length``, seeded."""
+    return torch.randint(1, length + 1, (batch,), generator=torch.Generator().manual_seed(length))
+
+
 def _bench_case(name: str, batch: int, heads: int, length: int, head_dim: int,
                 device: torch.device) -> tuple[Callable[..., torch.Tensor], list[torch.Tensor]]:
-    """One implementation as ``(function, inputs)``; heads folded into batch where d2l does."""
+    """One implementation as ``(function, inputs)``; heads folded into batch where d2l does.
+
+    Every softmax path masks the same random valid lengths (:func:`bench_valid_lens`, one
+    per batch row, shared by its heads and queries); the cummax block has no mask.
+    """
     if name == "cummax block":
         block = MaxStateSuper(heads * head_dim, heads).to(device)
         return block, [torch.randn(batch, length, heads * head_dim, device=device)]
+    lengths = bench_valid_lens(batch, length).to(device)  # (B,)
     q, k, v = (torch.randn(batch, heads, length, head_dim, device=device) for _ in range(3))
     if name == "SDPA":
-        return F.scaled_dot_product_attention, [q, k, v]  # (B, h, T, dh)
+        mask = au.valid_lens_to_mask(lengths, 1, length)[:, None]  # (B, 1, 1, Tk)
+        return functools.partial(F.scaled_dot_product_attention, attn_mask=mask), [q, k, v]
     folded = [x.reshape(batch * heads, length, head_dim) for x in (q, k, v)]  # (B*h, T, dh)
+    lengths = lengths.repeat_interleave(heads)  # (B*h,)
     if name == "d2l 1.0.3":
         from d2l import torch as d2l
 
-        return d2l.DotProductAttention(dropout=0.0).eval(), folded
+        attention = d2l.DotProductAttention(dropout=0.0).eval()
+        return lambda q, k, v: attention(q, k, v, lengths), folded
     attention = au.DotProductAttention().eval()
-    if name == "fast path":
-        return lambda q, k, v: attention(q, k, v, need_weights=False), folded
-    return attention, folded
+    need_weights = name != "fast path"
+    return lambda q, k, v: attention(q, k, v, lengths, need_weights), folded
 
 
 def _run_case(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], mode: str) -> None:
@@ -48,7 +60,11 @@ def _run_case(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor], mode:
         with torch.no_grad():
             fn(*inputs)
     else:
-        fn(*inputs).sum().backward()
+        out = fn(*inputs)
+        out.backward(torch.ones_like(out))  # a dense gradient, as in training (not sum()'s view)
+
+
+PAIRED = {"x_sdpa": "SDPA", "x_d2l": "d2l 1.0.3"}  # paired time ratios benchmark_attention adds
 
 
 MAX_ROUNDS = 15  # benchmark_attention's rounds at the cheapest lengths
@@ -67,12 +83,14 @@ def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 
     after-effects of one case on the next hit all of them alike.  There are
     ``repeats`` rounds after a warm-up round, or more (up to ``MAX_ROUNDS``)
     where they take under ``round_seconds`` together.  The row keeps the
-    median and the best time, and ``x_sdpa``, the median over rounds of the
-    time divided by SDPA's time *in the same round* (a paired ratio: the load
-    of that moment cancels).  A case whose estimate (its time at the previous
-    length scaled by the squared length ratio) exceeds ``max_seconds`` per
-    call is skipped and says so.  Returns one dict per (implementation, mode,
-    length) with ``median_ms``, ``best_ms``, ``x_sdpa``, ``peak_mb``,
+    median and the best time, and ``x_sdpa`` (``x_d2l``), the median over
+    rounds of the time divided by SDPA's (d2l's) time *in the same round* (a
+    paired ratio: the load of that moment cancels; None where that one did
+    not run).  The softmax paths mask random valid lengths
+    (:func:`bench_valid_lens`).  A case whose estimate (its time at the
+    previous length scaled by the squared length ratio) exceeds
+    ``max_seconds`` per call is skipped and says so.  Returns one dict per (implementation, mode,
+    length) with ``median_ms``, ``best_ms``, ``x_sdpa``, ``x_d2l``, ``peak_mb``,
     ``gflops`` (softmax paths) or ``skipped``.
     """
     device = torch.device(device)
@@ -101,19 +119,20 @@ def benchmark_attention(lengths: Sequence[int], *, batch: int = 8, heads: int = 
                 per_round = sum(case["times"][0] for case in cases) / 1e3
                 rounds = max(repeats, min(MAX_ROUNDS, math.floor(round_seconds / per_round)))
             round_ += 1
-        sdpa = {case["mode"]: case["times"][1:] for case in cases if case["name"] == "SDPA"}
+        reference = {(case["name"], case["mode"]): case["times"][1:] for case in cases}
         for case in cases:
             name, mode = case["name"], case["mode"]
             median = float(np.median(case["times"][1:]))
-            paired = None if mode not in sdpa else float(np.median(  # same round: same load
-                np.divide(case["times"][1:], sdpa[mode])))
+            paired = {key: None if (ref, mode) not in reference else float(np.median(
+                np.divide(case["times"][1:], reference[ref, mode])))  # same round: same load
+                for key, ref in PAIRED.items()}
             peak = peak_memory_bytes(case["run"], device)
             gflops = None
             if name != "cummax block":
                 gflops = attention_flops(batch, heads, length, head_dim, mode) / (median * 1e6)
             rows.append({"implementation": name, "mode": mode, "length": length,
                          "median_ms": median, "best_ms": min(case["times"][1:]),
-                         "x_sdpa": paired,
+                         **paired,
                          "peak_mb": None if peak is None else peak / 2**20, "gflops": gflops})
             previous[name, mode] = (length, median)
             if log:

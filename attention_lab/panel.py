@@ -305,15 +305,26 @@ def explorer_panel(explorer: Explorer, controls: Mapping[str, widgets.ValueWidge
 def timing_panel(run: Callable[[torch.device], str]) -> widgets.VBox:
     """GPU toggle + "Time it" button: a click shows ``run(device)`` (an HTML string).
 
-    The toggle is disabled, with its reason, where CUDA is absent.
+    The toggle is disabled, with its reason, where CUDA is absent.  A CPU run
+    then ends with a line saying that there is no GPU time to compare it with
+    (where CUDA is present but switched off, how to get one), so a CPU run is
+    never read as a comparison.
     """
     toggle, reason = gpu_toggle()
     button = widgets.Button(description="Time it", icon="clock")
     result = widgets.HTML()
 
     def click(_button) -> None:
-        result.value = run(au.get_device(toggle.value))
+        device = au.get_device(toggle.value)
+        result.value = run(device) + (cpu_only_note() if device.type == "cpu" else "")
 
     button.on_click(click)
     return widgets.VBox([widgets.HBox([toggle, button, reason]), result])
 
+
+def cpu_only_note() -> str:
+    """What a CPU-only timing can and cannot say, as an HTML line."""
+    if torch.cuda.is_available():
+        return "<p><i>CPU only: switch the GPU toggle on to time the same case on CUDA.</i></p>"
+    return ("<p><i>CPU only: this machine has no CUDA device, so there is no GPU time to "
+            "compare with, and no speed-up to report.</i></p>")

@@ -351,3 +351,111 @@ def test_models_move_with_to_cpu():
     queries, keys, values, valid_lens = _random_batch(2, 3, 5, 3, 2, seed=10)
     for model in _models():
         assert model.to("cpu")(queries, keys, values, valid_lens).device.type == "cpu"
+
+
+# The fused teaching path (DotProductAttention's default with need_weights=True) against the
+# plain path it replaces (fused=False: masked_softmax then bmm, what the chapters write).
+
+LENGTHS = {"none": None, "per row, with 0": torch.tensor([0, 3, 6]),
+           "per query, with 0": torch.tensor([[1, 2, 0, 6], [6, 6, 6, 6], [3, 0, 2, 1]])}
+
+
+def _fused_and_plain(dtype=torch.float64, scaled=True):
+    return (au.DotProductAttention(scaled=scaled).to(dtype),
+            au.DotProductAttention(scaled=scaled, fused=False).to(dtype))
+
+
+def _leaves(dtype, seed=9, shape=(3, 4, 6, 5, 3)):
+    batch, num_queries, num_kv, d, d_v = shape
+    queries, keys, values, _ = _random_batch(batch, num_queries, num_kv, d, d_v, seed)
+    return [t.to(dtype).requires_grad_() for t in (queries, keys, values)]
+
+
+@pytest.mark.parametrize("lengths", LENGTHS.values(), ids=LENGTHS.keys())
+@pytest.mark.parametrize("scaled", [True, False])
+def test_fused_teaching_path_gradcheck(lengths, scaled):
+    attention = au.DotProductAttention(scaled=scaled)
+
+    def both(q, k, v):  # the output and the weights, so both backward branches are checked
+        return attention(q, k, v, lengths), attention.attention_weights
+
+    assert torch.autograd.gradcheck(both, _leaves(torch.float64))
+    assert torch.autograd.gradcheck(lambda *qkv: both(*qkv)[1], _leaves(torch.float64))
+
+
+@pytest.mark.parametrize("lengths", LENGTHS.values(), ids=LENGTHS.keys())
+def test_fused_teaching_path_equals_plain_path_with_gradients(lengths):
+    fused, plain = _fused_and_plain(torch.float32)
+    results = []
+    for attention in (fused, plain):
+        leaves = _leaves(torch.float32)
+        out = attention(*leaves, lengths)
+        weights = attention.attention_weights
+        (out.square().sum() + (weights * torch.arange(6.0)).sum()).backward()
+        results.append((out, weights, attention.scores, *(t.grad for t in leaves)))
+    for got, expected in zip(*results, strict=True):
+        torch.testing.assert_close(got, expected)
+    assert type(fused.attention_weights.grad_fn).__name__ == "_WeightedAttentionBackward"
+
+
+def test_fused_teaching_path_masked_keys_get_no_gradient_and_empty_rows_are_zero():
+    queries, keys, values = _leaves(torch.float32)
+    attention = au.DotProductAttention()
+    out = attention(queries, keys, values, torch.tensor([0, 3, 6]))
+    out.sum().backward()
+    weights = attention.attention_weights
+    assert torch.all(weights[0] == 0) and torch.all(out[0] == 0)
+    assert torch.all(weights[1, :, 3:] == 0)
+    assert torch.all(keys.grad[:2, 3:] == 0) and torch.all(values.grad[:2, 3:] == 0)
+    assert torch.all(queries.grad[0] == 0)
+    torch.testing.assert_close(weights[1:].sum(-1), torch.ones(2, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fused_teaching_path_low_precision_is_finite_and_close(dtype):
+    lengths = torch.tensor([0, 3, 6])
+    leaves = _leaves(dtype)
+    attention = au.DotProductAttention()
+    out = attention(*(t * 30 for t in leaves), lengths)  # large scores: no overflow, no NaN
+    out.float().square().sum().backward()
+    weights = attention.attention_weights
+    assert out.dtype == weights.dtype == dtype
+    assert all(torch.isfinite(t).all() for t in (out, weights, *(t.grad for t in leaves)))
+    assert torch.all(weights[0] == 0) and torch.all(weights[1, :, 3:] == 0)
+    reference = au.DotProductAttention(fused=False)
+    expected = reference(*(t.detach().float() * 30 for t in leaves), lengths)
+    torch.testing.assert_close(out.float(), expected, atol=5e-2, rtol=5e-2)
+
+
+def test_dropout_in_training_takes_the_plain_path():
+    queries, keys, values = _leaves(torch.float32)
+    attention = au.DotProductAttention(dropout=0.5).train()
+    torch.manual_seed(0)
+    out = attention(queries, keys, values, torch.tensor([2, 3, 6]))
+    assert type(attention.attention_weights.grad_fn).__name__ != "_WeightedAttentionBackward"
+    torch.testing.assert_close(attention.attention_weights.sum(-1), torch.ones(3, 4))
+    out.sum().backward()
+    assert torch.isfinite(keys.grad).all()
+    attention.eval()(queries, keys, values, torch.tensor([2, 3, 6]))  # eval: fused again
+    assert type(attention.attention_weights.grad_fn).__name__ == "_WeightedAttentionBackward"
+
+
+def test_fused_teaching_path_saves_one_weight_tensor_for_backward():
+    """Autograd keeps one (B, Tq, Tk) tensor (the weights) plus the small q, k, v and output,
+    d2l's keeps more; the plain path keeps scores and weights."""
+    from attention_lab.measure import saved_tensor_mib
+
+    batch, length, d = 8, 128, 8
+    queries, keys, values, lengths = _random_batch(batch, length, length, d, d, seed=10)
+    queries.requires_grad_()
+    weights_mib = batch * length * length * 4 / 2**20
+    small_mib = 4 * batch * length * d * 4 / 2**20  # q, k, v, output
+    for name, attention in [("fused", au.DotProductAttention()),
+                            ("plain", au.DotProductAttention(fused=False)),
+                            ("d2l", d2l.DotProductAttention(0.0))]:
+        _, mib = saved_tensor_mib(lambda a=attention: a(queries, keys, values, lengths))
+        if name == "fused":
+            fused_mib = mib
+            assert mib == pytest.approx(weights_mib + small_mib, rel=0.01)
+        else:
+            assert mib > fused_mib

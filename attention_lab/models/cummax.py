@@ -107,9 +107,10 @@ class CausalSelfAttention(au.MultiHeadAttention):
     """Causal multi-head self-attention with :class:`MaxStateSuper`'s interface.
 
     ``forward(x (batch, seq, dim_size))`` returns ``(batch, seq, dim_size)``;
-    query ``t`` sees keys ``0 .. t``.  ``fused=False`` is the teaching path
-    (:class:`MultiHeadAttention` with valid lengths ``1 .. seq``, keeping
-    ``attention_weights`` ``(batch, heads, seq, seq)``); ``fused=True`` calls
+    query ``t`` sees keys ``0 .. t``.  ``fused=False`` is the plain teaching path
+    (:class:`MultiHeadAttention` with valid lengths ``1 .. seq``, ``masked_softmax``
+    then ``bmm``, keeping ``attention_weights`` ``(batch, heads, seq, seq)``,
+    and all that autograd saves for them); ``fused=True`` calls
     ``F.scaled_dot_product_attention(..., is_causal=True)`` on the same
     projections, so no ``(seq, seq)`` tensor is kept.
     """
@@ -118,6 +119,7 @@ class CausalSelfAttention(au.MultiHeadAttention):
         super().__init__(dim_size, heads, query_size=dim_size, key_size=dim_size,
                          value_size=dim_size)
         self.dim_size, self.fused = dim_size, fused
+        self.attention.fused = False  # the plain path, what chapters 02-05 write
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         au.check_tensor("x", x, 3, "(batch, seq, dim_size)")

@@ -3,22 +3,47 @@
 
 import torch
 
-from attention_lab.benchmark import BENCH_MODES, benchmark_attention, time_scoring_functions
-from attention_lab.panel import timing_panel
+from attention_lab.benchmark import (
+    BENCH_MODES,
+    _bench_case,
+    bench_valid_lens,
+    benchmark_attention,
+    time_scoring_functions,
+)
+from attention_lab.panel import cpu_only_note, timing_panel
 
 
 def test_benchmark_rows_cover_every_case_and_skip_with_a_reason():
-    rows = benchmark_attention([16, 64], batch=1, heads=2, head_dim=8, repeats=1,
-                               implementations=["teaching path", "fast path", "SDPA"],
-                               max_seconds=1e-9)
+    names = ("teaching path", "fast path", "d2l 1.0.3", "SDPA")
+    rows = benchmark_attention([16, 64], batch=2, heads=2, head_dim=8, repeats=1,
+                               implementations=names, max_seconds=1e-9)
     first = [r for r in rows if r["length"] == 16]
     assert {(r["implementation"], r["mode"]) for r in first} == {
-        (i, m) for i in ("teaching path", "fast path", "SDPA") for m in BENCH_MODES}
+        (i, m) for i in names for m in BENCH_MODES}
     assert all(r["median_ms"] > 0 and r["gflops"] > 0 for r in first)
-    assert all(r["x_sdpa"] > 0 for r in first)
+    assert all(r["x_sdpa"] > 0 and r["x_d2l"] > 0 for r in first)
     assert all(r["x_sdpa"] == 1.0 for r in first if r["implementation"] == "SDPA")
+    assert all(r["x_d2l"] == 1.0 for r in first if r["implementation"] == "d2l 1.0.3")
     later = [r for r in rows if r["length"] == 64]
     assert later and all("budget" in r["skipped"] for r in later)
+
+
+def test_bench_valid_lens_are_seeded_and_in_range():
+    lengths = bench_valid_lens(64, 10)
+    assert torch.equal(lengths, bench_valid_lens(64, 10))
+    assert lengths.min() >= 1 and lengths.max() <= 10 and len(set(lengths.tolist())) > 1
+
+
+def test_benchmark_implementations_agree_on_the_masked_job():
+    """The softmax paths the benchmark times compute the same attention (same mask)."""
+    torch.manual_seed(0)
+    outputs = {}
+    for name in ("teaching path", "fast path", "d2l 1.0.3", "SDPA"):
+        torch.manual_seed(0)
+        fn, inputs = _bench_case(name, 2, 2, 6, 4, torch.device("cpu"))
+        outputs[name] = fn(*inputs).reshape(2, 2, 6, 4)  # (B, h, T, dh)
+    for name, out in outputs.items():
+        torch.testing.assert_close(out, outputs["SDPA"], msg=name)
 
 
 def test_time_scoring_functions_and_panel():
@@ -30,7 +55,9 @@ def test_time_scoring_functions_and_panel():
     toggle, button, _ = panel.children[0].children
     assert toggle.disabled == (not torch.cuda.is_available())
     button.click()
-    assert calls == [torch.device("cpu")] and panel.children[1].value == "ran on cpu"
+    assert calls == [torch.device("cpu")]
+    assert panel.children[1].value == "ran on cpu" + cpu_only_note()
+    assert "no GPU time to compare" in cpu_only_note() or torch.cuda.is_available()
 
 
 def test_training_step_benchmark_rows():
