@@ -1,13 +1,11 @@
 """Attention Lab's teaching core: what the chapters teach, readable top to bottom.
 
-Masking, heatmaps, scoring functions, multi-head attention and positional
-encoding, in the order the chapters meet them; the input checks they share come
-last.  Names and signatures of what learners already know from d2l.ai
-(``masked_softmax``, ``show_heatmaps``, ``AdditiveAttention``,
-``DotProductAttention``, ``MultiHeadAttention``, ...) are kept, so the book and
-these notebooks can be read side by side.  Unlike d2l 1.0.3, every function
-here checks its inputs, never mutates them, and masks safely in float16 and
-bfloat16.
+Masking, heatmaps, scoring functions, multi-head attention and positional encoding, in the
+order the chapters meet them; the input checks they share come last.  Names and signatures
+of what learners already know from d2l.ai (``masked_softmax``, ``show_heatmaps``,
+``AdditiveAttention``, ``DotProductAttention``, ``MultiHeadAttention``, ...) are kept, so the
+book and these notebooks can be read side by side.  Unlike d2l 1.0.3, every function here
+checks its inputs, never mutates them, and masks safely in float16 and bfloat16.
 
 Shape letters, used in every shape comment (nanoGPT style)::
 
@@ -18,20 +16,19 @@ Shape letters, used in every shape comment (nanoGPT style)::
     d   query / key size             (d_h per head)
     dv  value size
 
-In docstrings the same shapes read: queries ``(batch, num_queries, d)``, keys
-``(batch, num_kv, d)``, values ``(batch, num_kv, d_v)`` and attention weights
-``(batch, num_queries, num_kv)``; with heads, ``(batch, num_heads, ...)``.
+In docstrings the same shapes read: queries ``(batch, num_queries, d)``, keys ``(batch,
+num_kv, d)``, values ``(batch, num_kv, d_v)`` and attention weights ``(batch, num_queries,
+num_kv)``; with heads, ``(batch, num_heads, ...)``.
 
-Masking convention: a valid length ``n`` keeps keys ``0 .. n-1`` of a row.  A
-row whose valid length is 0 keeps no key at all and gets all-zero weights (so
-its output is a zero vector), which is what
-``torch.nn.functional.scaled_dot_product_attention`` returns for a boolean mask
-row that is all False.  It is never NaN and never d2l's uniform weights.
-The rule itself is written once, in :func:`_keep_mask`.
+Masking convention: a valid length ``n`` keeps keys ``0 .. n-1`` of a row.  A row whose valid
+length is 0 keeps no key at all and gets all-zero weights (so its output is a zero vector),
+which is what ``torch.nn.functional.scaled_dot_product_attention`` returns for a boolean mask
+row that is all False: never NaN, never d2l's uniform weights.  The rule itself is written
+once, in :func:`_keep_mask`.
 
-Everything else the notebooks use (explorers, the renderer, trained toy
-models, data sets, the benchmark harness) lives in the ``attention_lab``
-package, which imports this module; this module imports nothing from it.
+Everything else the notebooks use (explorers, the renderer, trained toy models, data sets,
+the benchmark harness) lives in the ``attention_lab`` package, which imports this module;
+this module imports nothing from it.
 """
 
 from __future__ import annotations
@@ -53,34 +50,15 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 __all__ = [
-    "AdditiveAttention",
-    "BilinearAttention",
-    "DotProductAttention",
-    "HeatmapGrid",
-    "MultiHeadAttention",
-    "PositionalEncoding",
-    "check_positive",
-    "check_tensor",
-    "check_valid_lens",
-    "device_name",
-    "get_device",
-    "masked_softmax",
-    "nadaraya_watson",
-    "print_environment",
-    "scaled_dot_product",
-    "sequence_mask",
-    "set_seed",
-    "show_heatmaps",
-    "to_numpy",
-    "transpose_output",
-    "transpose_qkv",
-    "valid_lens_to_mask",
+    "AdditiveAttention", "BilinearAttention", "DotProductAttention", "HeatmapGrid",
+    "MultiHeadAttention", "PositionalEncoding", "check_positive", "check_tensor",
+    "check_valid_lens", "device_name", "get_device", "masked_softmax", "nadaraya_watson",
+    "print_environment", "scaled_dot_product", "sequence_mask", "set_seed", "show_heatmaps",
+    "to_numpy", "transpose_output", "transpose_qkv", "valid_lens_to_mask",
 ]
 
 
-# ----------------------------------------------------------------------------
-# Set-up: seeds, device, versions
-# ----------------------------------------------------------------------------
+# ---- Set-up: seeds, device, versions ---------------------------------------------------------
 
 
 def set_seed(seed: int) -> None:
@@ -92,17 +70,13 @@ def set_seed(seed: int) -> None:
 
 def get_device(use_gpu: bool = True) -> torch.device:
     """CUDA when ``use_gpu`` is true and a CUDA device is available, else CPU."""
-    if use_gpu and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
+    return torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
 
 
 def device_name(device: torch.device | str) -> str:
     """A human-readable name: ``'cpu'`` or ``'cuda (NVIDIA H100 ...)'``."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
 
 
 def print_environment(device: torch.device) -> None:
@@ -114,14 +88,11 @@ def print_environment(device: torch.device) -> None:
     print(f"device: {device_name(device)}{reason}")
 
 
-# ----------------------------------------------------------------------------
-# Chapter 02: masking
-# ----------------------------------------------------------------------------
+# ---- Chapter 02: masking ---------------------------------------------------------------------
 
 
-def valid_lens_to_mask(valid_lens: object, num_queries: int, num_kv: int,
-                       batch: int | None = None, device: torch.device | str = "cpu",
-                       ) -> torch.Tensor:
+def valid_lens_to_mask(valid_lens: object, num_queries: int, num_kv: int, batch: int | None = None,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
     """Boolean keep-mask ``(batch, num_queries, num_kv)``: True where a key counts.
 
     ``valid_lens`` is ``(batch,)`` or ``(batch, num_queries)``, integer.  This is
@@ -167,14 +138,13 @@ def sequence_mask(X: torch.Tensor, valid_len: object, value: float = 0.0) -> tor
 def masked_softmax(X: torch.Tensor, valid_lens: object = None) -> torch.Tensor:
     """Softmax over the last axis of ``X`` ``(batch, num_queries, num_kv)``, masking padded keys.
 
-    ``valid_lens`` is None (plain softmax), ``(batch,)`` (one length per batch
-    row, shared by its queries) or ``(batch, num_queries)`` (one per query),
-    integer.  Keys at positions >= the valid length get weight exactly 0 and no
-    gradient; a valid length of 0 gives an all-zero row.  The result is a new
-    tensor of ``X``'s dtype; ``X`` is never modified.
+    ``valid_lens`` is None (plain softmax), ``(batch,)`` (one length per batch row, shared by
+    its queries) or ``(batch, num_queries)`` (one per query), integer.  Keys at positions >=
+    the valid length get weight exactly 0 and no gradient; a valid length of 0 gives an
+    all-zero row.  The result is a new tensor of ``X``'s dtype; ``X`` is never modified.
 
-    Raises ``ValueError`` for a wrongly shaped ``X`` or ``valid_lens``, or lengths
-    outside ``0 .. num_kv``; ``TypeError`` for non-integer lengths.
+    Raises ``ValueError`` for a wrongly shaped ``X`` or ``valid_lens``, or lengths outside
+    ``0 .. num_kv``; ``TypeError`` for non-integer lengths.
     """
     if valid_lens is None:
         if not isinstance(X, torch.Tensor):
@@ -197,9 +167,7 @@ def _softmax_keep(scores: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return F.softmax(filled, dim=-1).masked_fill(~keep, 0.0)
 
 
-# ----------------------------------------------------------------------------
-# Chapter 01: heatmaps and Nadaraya-Watson attention pooling
-# ----------------------------------------------------------------------------
+# ---- Chapter 01: heatmaps and Nadaraya-Watson attention pooling ------------------------------
 
 
 def show_heatmaps(matrices: object, xlabel: str, ylabel: str,
@@ -207,11 +175,10 @@ def show_heatmaps(matrices: object, xlabel: str, ylabel: str,
                   cmap: str = "Reds", **kwargs) -> Figure:
     """Draw attention weights as heatmaps and return the Figure (d2l's signature).
 
-    ``matrices``: 2-D, 3-D or 4-D ``(rows, cols, num_queries, num_kv)``,
-    a tensor on any device (with or without grad) or an array.  Keyword
-    arguments ``xticklabels``/``yticklabels`` label keys/queries with tokens;
-    ``vmin``, ``vmax``, ``colorbar`` and ``annotate`` are passed to
-    :class:`HeatmapGrid`.  One colour bar is shared by all panels.
+    ``matrices``: 2-D, 3-D or 4-D ``(rows, cols, num_queries, num_kv)``, a tensor on any device
+    (with or without grad) or an array.  Keyword arguments ``xticklabels``/``yticklabels``
+    label keys/queries with tokens; ``vmin``, ``vmax``, ``colorbar`` and ``annotate`` are
+    passed to :class:`HeatmapGrid`.  One colour bar is shared by all panels.
     """
     return HeatmapGrid(matrices, xlabel, ylabel, titles, figsize, cmap, **kwargs).fig
 
@@ -219,10 +186,9 @@ def show_heatmaps(matrices: object, xlabel: str, ylabel: str,
 class HeatmapGrid:
     """A grid of heatmaps drawn once; :meth:`set_matrices` updates them in place.
 
-    ``matrices`` is 2-D ``(num_queries, num_kv)``, 3-D ``(cols, num_queries,
-    num_kv)`` or 4-D ``(rows, cols, num_queries, num_kv)``.  Redrawing changes
-    the data of the existing images (``AxesImage.set_data``) rather than
-    building a new figure, which keeps slider updates fast.
+    ``matrices`` is 2-D ``(num_queries, num_kv)``, 3-D ``(cols, num_queries, num_kv)`` or 4-D
+    ``(rows, cols, num_queries, num_kv)``.  Redrawing changes the data of the existing images
+    (``AxesImage.set_data``) rather than building a new figure, which keeps slider updates fast.
     """
 
     def __init__(self, matrices: object, xlabel: str, ylabel: str,
@@ -281,33 +247,25 @@ class HeatmapGrid:
 def _as_grid(matrices: object) -> np.ndarray:
     """2-D, 3-D or 4-D input -> ``(rows, cols, num_queries, num_kv)`` array."""
     array = to_numpy(matrices)
-    if array.ndim == 2:
-        return array[None, None]
-    if array.ndim == 3:
-        return array[None]
-    if array.ndim == 4:
-        return array
+    if array.ndim in (2, 3, 4):
+        return array.reshape((1,) * (4 - array.ndim) + array.shape)  # (rows, cols, Tq, Tk)
     raise ValueError("matrices must be 2-D (num_queries, num_kv), 3-D (cols, ...) or 4-D "
                      f"(rows, cols, num_queries, num_kv), got shape {array.shape}")
 
 
 def _set_ticklabels(ax, num_cols: int, num_rows: int, xticklabels, yticklabels) -> None:
     """Token labels where given, else integer positions (never fractional ticks)."""
-    if xticklabels is not None:
-        ax.set_xticks(range(num_cols), list(xticklabels), rotation=90)
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if yticklabels is not None:
-        ax.set_yticks(range(num_rows), list(yticklabels))
-    else:
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis, count, labels, rotation in ((ax.xaxis, num_cols, xticklabels, 90),
+                                          (ax.yaxis, num_rows, yticklabels, 0)):
+        if labels is None:
+            axis.set_major_locator(MaxNLocator(integer=True))
+        else:
+            axis.set_ticks(range(count), list(labels), rotation=rotation)
 
 
 def _annotate(axes: np.ndarray, grid: np.ndarray, vmax: float) -> list:
-    texts = []
-    for i, j in np.ndindex(*grid.shape[:2]):
-        for q, k in np.ndindex(*grid.shape[2:]):
-            texts.append(axes[i, j].text(k, q, "", ha="center", va="center", fontsize=7))
+    texts = [axes[i, j].text(k, q, "", ha="center", va="center", fontsize=7)
+             for i, j in np.ndindex(*grid.shape[:2]) for q, k in np.ndindex(*grid.shape[2:])]
     _set_annotations(texts, grid, vmax)
     return texts
 
@@ -323,12 +281,11 @@ def nadaraya_watson(x_query: torch.Tensor, x_key: torch.Tensor, y_key: torch.Ten
                     sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Nadaraya-Watson kernel regression with a Gaussian kernel, written as attention pooling.
 
-    ``x_query`` ``(num_queries,)`` are the queries, ``x_key`` ``(num_kv,)`` the
-    keys and ``y_key`` ``(num_kv,)`` the values; ``sigma`` > 0 is the kernel
-    width.  The attention weights ``(num_queries, num_kv)`` are
-    ``softmax(-(x_query - x_key)^2 / (2 sigma^2))`` over the keys, so each row
-    sums to 1, and the prediction ``(num_queries,)`` is ``weights @ y_key``.
-    Returns ``(y_hat, weights)``; the inputs are not modified.
+    ``x_query`` ``(num_queries,)`` are the queries, ``x_key`` ``(num_kv,)`` the keys and
+    ``y_key`` ``(num_kv,)`` the values; ``sigma`` > 0 is the kernel width.  The attention
+    weights ``(num_queries, num_kv)`` are ``softmax(-(x_query - x_key)^2 / (2 sigma^2))`` over
+    the keys, so each row sums to 1, and the prediction ``(num_queries,)`` is ``weights @
+    y_key``.  Returns ``(y_hat, weights)``; the inputs are not modified.
     """
     check_tensor("x_query", x_query, 1, "(num_queries,)")
     check_tensor("x_key", x_key, 1, "(num_kv,)")
@@ -342,22 +299,19 @@ def nadaraya_watson(x_query: torch.Tensor, x_key: torch.Tensor, y_key: torch.Ten
     return weights @ y_key, weights  # (Tq,), (Tq, Tk)
 
 
-# ----------------------------------------------------------------------------
-# Chapters 03-04: scoring functions
-# ----------------------------------------------------------------------------
+# ---- Chapters 03-04: scoring functions -------------------------------------------------------
 
 
 class AdditiveAttention(nn.Module):
     """Additive (Bahdanau) attention: ``score(q, k) = w_v^T tanh(W_q q + W_k k)``.
 
-    d2l's names: ``W_k`` ``(key_size -> num_hiddens)``, ``W_q``
-    ``(query_size -> num_hiddens)`` and ``w_v`` ``(num_hiddens -> 1)``, all
-    without bias; lazy layers when ``key_size``/``query_size`` are not given.
+    d2l's names: ``W_k`` ``(key_size -> num_hiddens)``, ``W_q`` ``(query_size -> num_hiddens)``
+    and ``w_v`` ``(num_hiddens -> 1)``, all without bias; lazy layers when
+    ``key_size``/``query_size`` are not given.
 
-    ``forward(queries (batch, num_queries, d_q), keys (batch, num_kv, d_k),
-    values (batch, num_kv, d_v), valid_lens=None)`` returns ``(batch,
-    num_queries, d_v)`` and keeps ``attention_weights`` ``(batch, num_queries,
-    num_kv)``.  Queries and keys may have different sizes.
+    ``forward(queries (batch, num_queries, d_q), keys (batch, num_kv, d_k), values (batch,
+    num_kv, d_v), valid_lens=None)`` returns ``(batch, num_queries, d_v)`` and keeps
+    ``attention_weights`` ``(batch, num_queries, num_kv)``.  Queries and keys may differ in size.
     """
 
     def __init__(self, num_hiddens: int, dropout: float = 0.0, key_size: int | None = None,
@@ -384,20 +338,18 @@ class AdditiveAttention(nn.Module):
 class DotProductAttention(nn.Module):
     """Dot-product attention; scaled by ``1/sqrt(d)`` unless ``scaled=False``.
 
-    ``forward(queries (batch, num_queries, d), keys (batch, num_kv, d), values
-    (batch, num_kv, d_v), valid_lens=None, need_weights=True)`` returns
-    ``(batch, num_queries, d_v)``.  With ``need_weights=True`` (the teaching
-    path) it keeps ``attention_weights`` ``(batch, num_queries, num_kv)``, and
-    ``scores``, the same shape, are recomputed from the kept queries and keys
-    when read.  With ``need_weights=False`` (the fast path) it calls
-    ``F.scaled_dot_product_attention`` with the equivalent boolean mask and sets
-    both to None, so no stale weights are left behind.
+    ``forward(queries (batch, num_queries, d), keys (batch, num_kv, d), values (batch, num_kv,
+    d_v), valid_lens=None, need_weights=True)`` returns ``(batch, num_queries, d_v)``.  With
+    ``need_weights=True`` (the teaching path) it keeps ``attention_weights`` ``(batch,
+    num_queries, num_kv)``; ``scores``, the same shape, are recomputed from the kept queries
+    and keys when read.  With ``need_weights=False`` (the fast path) it calls
+    ``F.scaled_dot_product_attention`` with the equivalent boolean mask and sets both to None,
+    so no stale weights are left behind.
 
-    The teaching path runs as one fused autograd step (:class:`_WeightedAttention`:
-    same result, and backward keeps one ``(batch, num_queries, num_kv)``
-    tensor, the weights), or as the plain code a chapter writes
-    (``masked_softmax`` then ``bmm``) with ``fused=False`` or while dropout is
-    active.
+    The teaching path runs as one fused autograd step (:class:`_WeightedAttention`: same
+    result, and backward keeps one ``(batch, num_queries, num_kv)`` tensor, the weights), or as
+    the plain code a chapter writes (``masked_softmax`` then ``bmm``) with ``fused=False`` or
+    while dropout is active.
     """
 
     def __init__(self, dropout: float = 0.0, scaled: bool = True, *, fused: bool = True):
@@ -439,13 +391,12 @@ class DotProductAttention(nn.Module):
 class _WeightedAttention(torch.autograd.Function):
     """``W = masked_softmax(q k^T * scale, lengths)``, returns ``(W v, W)``: the plain path fused.
 
-    Autograd on the plain path keeps about 2.5 ``(B, Tq, Tk)`` tensors
-    (softmax's output, its masked copy, two masks).  Here the scores are filled
-    in place (only where a row has padding) and backward keeps the weights
-    alone: softmax's gradient needs only its own output, ``dS = W * (dW -
-    rowsum(dW * W))``, and ``rowsum(dW * W)`` is ``rowsum(dO * O)`` for ``dW =
-    dO v^T``.  Masked keys have ``W = 0``, so they get no gradient; rows with
-    valid length 0 get all-zero weights.
+    Autograd on the plain path keeps about 2.5 ``(B, Tq, Tk)`` tensors (softmax's output, its
+    masked copy, two masks).  Here the scores are filled in place (only where a row has
+    padding) and backward keeps the weights alone: softmax's gradient needs only its own
+    output, ``dS = W * (dW - rowsum(dW * W))``, and ``rowsum(dW * W)`` is ``rowsum(dO * O)``
+    for ``dW = dO v^T``.  Masked keys have ``W = 0``, so they get no gradient; rows with valid
+    length 0 get all-zero weights.
     """
 
     @staticmethod
@@ -512,11 +463,10 @@ def _sdpa(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, valid
 class BilinearAttention(nn.Module):
     """Bilinear ("general", Luong) attention: ``score(k, q) = k^T W q``.
 
-    ``W`` is ``(key_size, query_size)``, so queries and keys may have different
-    sizes.  ``forward(queries (batch, num_queries, query_size), keys (batch,
-    num_kv, key_size), values (batch, num_kv, d_v), valid_lens=None)`` returns
-    ``(batch, num_queries, d_v)`` and keeps ``scores`` and ``attention_weights``
-    ``(batch, num_queries, num_kv)``.
+    ``W`` is ``(key_size, query_size)``, so queries and keys may differ in size.
+    ``forward(queries (batch, num_queries, query_size), keys (batch, num_kv, key_size), values
+    (batch, num_kv, d_v), valid_lens=None)`` returns ``(batch, num_queries, d_v)`` and keeps
+    ``scores`` and ``attention_weights`` ``(batch, num_queries, num_kv)``.
     """
 
     def __init__(self, query_size: int, key_size: int, dropout: float = 0.0):
@@ -544,12 +494,11 @@ def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                        mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """UvA Tutorial 6's function: ``softmax(q k^T / sqrt(d)) v`` over any leading dims.
 
-    ``q`` ``(..., num_queries, d)``, ``k`` ``(..., num_kv, d)``, ``v`` ``(...,
-    num_kv, d_v)``; ``mask`` broadcastable to ``(..., num_queries, num_kv)``,
-    0/False = masked.  Returns ``(values (..., num_queries, d_v), attention
-    (..., num_queries, num_kv))``.  Fully masked rows get zero weights.  ``mask`` is
-    boolean or holds only 0 and 1: an additive float mask (0 = keep, -inf = drop) is refused
-    with a ValueError (pass ``mask == 0`` for it).
+    ``q`` ``(..., num_queries, d)``, ``k`` ``(..., num_kv, d)``, ``v`` ``(..., num_kv, d_v)``;
+    ``mask`` broadcastable to ``(..., num_queries, num_kv)``, 0/False = masked.  Returns
+    ``(values (..., num_queries, d_v), attention (..., num_queries, num_kv))``.  Fully masked
+    rows get zero weights.  ``mask`` is boolean or holds only 0 and 1: an additive float mask
+    (0 = keep, -inf = drop) is refused with a ValueError (pass ``mask == 0`` for it).
     """
     _check_same_dtype(q=q, k=k, v=v)
     if (min(q.dim(), k.dim(), v.dim()) < 2 or q.shape[-1] != k.shape[-1]
@@ -574,9 +523,7 @@ def scaled_dot_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     return attention @ v, attention  # (..., Tq, dv), (..., Tq, Tk)
 
 
-# ----------------------------------------------------------------------------
-# Chapter 05: multi-head attention (d2l's layout: heads folded into the batch)
-# ----------------------------------------------------------------------------
+# ---- Chapter 05: multi-head attention (d2l's layout: heads folded into the batch) ------------
 
 
 def transpose_qkv(X: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -599,16 +546,13 @@ def transpose_output(X: torch.Tensor, num_heads: int) -> torch.Tensor:
 class MultiHeadAttention(nn.Module):
     """Multi-head scaled dot-product attention with d2l's names and layout.
 
-    ``W_q``, ``W_k``, ``W_v`` project to ``num_hiddens`` (lazy unless
-    ``query_size``/``key_size``/``value_size`` are given), heads split
-    ``num_hiddens`` evenly, ``W_o`` mixes them.  ``forward(queries (batch,
-    num_queries, d_q), keys (batch, num_kv, d_k), values (batch, num_kv, d_v),
-    valid_lens=None, need_weights=True)`` returns ``(batch, num_queries,
-    num_hiddens)``; ``attention_weights`` is ``(batch, num_heads, num_queries,
-    num_kv)``, or None after a fast-path call (``need_weights=False``).
-
-    Raises ``ValueError`` at construction if ``num_heads`` does not divide
-    ``num_hiddens``.
+    ``W_q``, ``W_k``, ``W_v`` project to ``num_hiddens`` (lazy unless ``query_size``/
+    ``key_size``/``value_size`` are given), heads split ``num_hiddens`` evenly, ``W_o`` mixes
+    them.  ``forward(queries (batch, num_queries, d_q), keys (batch, num_kv, d_k), values
+    (batch, num_kv, d_v), valid_lens=None, need_weights=True)`` returns ``(batch, num_queries,
+    num_hiddens)``; ``attention_weights`` is ``(batch, num_heads, num_queries, num_kv)``, or
+    None after a fast-path call (``need_weights=False``).  Raises ``ValueError`` at
+    construction if ``num_heads`` does not divide ``num_hiddens``.
     """
 
     def __init__(self, num_hiddens: int, num_heads: int, dropout: float = 0.0, bias: bool = False,
@@ -647,23 +591,20 @@ class MultiHeadAttention(nn.Module):
 
 
 def _projection(in_features: int | None, out_features: int, bias: bool) -> nn.Module:
-    if in_features is None:
-        return nn.LazyLinear(out_features, bias=bias)
-    return nn.Linear(in_features, out_features, bias=bias)
+    return (nn.LazyLinear(out_features, bias=bias) if in_features is None
+            else nn.Linear(in_features, out_features, bias=bias))
 
 
-# ----------------------------------------------------------------------------
-# Chapter 06: positional encoding
-# ----------------------------------------------------------------------------
+# ---- Chapter 06: positional encoding ---------------------------------------------------------
 
 
 class PositionalEncoding(nn.Module):
     """Sinusoidal positional encoding (d2l's name and signature).
 
-    ``P[0, i, 2j] = sin(i / 10000^(2j/num_hiddens))`` and ``P[0, i, 2j+1] =
-    cos(...)``, shape ``(1, max_len, num_hiddens)``, kept as a buffer so
-    ``.to(device)`` moves it.  ``forward(X (batch, num_steps, num_hiddens))``
-    returns ``dropout(X + P[:, :num_steps])``, same shape; ``X`` is not modified.
+    ``P[0, i, 2j] = sin(i / 10000^(2j/num_hiddens))`` and ``P[0, i, 2j+1] = cos(...)``, shape
+    ``(1, max_len, num_hiddens)``, kept as a buffer so ``.to(device)`` moves it.
+    ``forward(X (batch, num_steps, num_hiddens))`` returns ``dropout(X + P[:, :num_steps])``,
+    same shape; ``X`` is not modified.
     """
 
     def __init__(self, num_hiddens: int, dropout: float, max_len: int = 1000):
@@ -688,10 +629,8 @@ class PositionalEncoding(nn.Module):
         return self.dropout(X + self.P[:, :X.shape[1], :])  # (B, T, num_hiddens)
 
 
-# ----------------------------------------------------------------------------
-# Input checks shared by everything above: each names the argument, what it
-# expected and what it got
-# ----------------------------------------------------------------------------
+# ---- Input checks shared by everything above: each names the argument, what it expected,
+# and what it got ----------------------------------------------------------------------------
 
 
 def to_numpy(x: object) -> np.ndarray:
@@ -721,11 +660,8 @@ def check_positive(name: str, value: object, meaning: str) -> float:
 
 def _check_qkv(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                same_size: bool) -> None:
-    """Check the (queries, keys, values) triple of an attention forward.
-
-    ``same_size``: queries and keys must share their last size ``d`` (the
-    dot-product family); additive and bilinear scoring allow different sizes.
-    """
+    """Check an attention forward's (queries, keys, values); with ``same_size`` queries and
+    keys must share their last size ``d`` (dot products; additive and bilinear need not)."""
     check_tensor("queries", queries, 3, "(batch, num_queries, d)")
     check_tensor("keys", keys, 3, "(batch, num_kv, d)")
     check_tensor("values", values, 3, "(batch, num_kv, d_v)")
