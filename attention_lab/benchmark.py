@@ -6,8 +6,10 @@ whole training steps of chapter 10's models.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +23,19 @@ BENCH_IMPLEMENTATIONS = ("teaching path", "fast path", "d2l 1.0.3", "SDPA", "cum
 
 
 BENCH_MODES = ("forward", "forward+backward")
+
+# the dated results `make bench` and `make bench-cummax` write, beside their scripts
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def stored_result(name: str) -> dict:
+    """The stored benchmark result ``benchmarks/results/<name>`` (a JSON file), wherever the
+    notebook runs from; a FileNotFoundError names the file and the command that makes it."""
+    path = RESULTS / name
+    if not path.is_file():
+        raise FileNotFoundError(f"no stored result {path}: run `make bench` or `make "
+                                "bench-cummax` in the repository to make it")
+    return json.loads(path.read_text())
 
 
 def bench_valid_lens(batch: int, length: int) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """attention_lab.benchmark: the harness covers every case (correctness only: no timed tests)."""
 
 
+import pytest
 import torch
 
 from attention_lab.benchmark import (
@@ -74,3 +75,11 @@ def test_training_step_benchmark_rows():
         low, high = r["x_reference_quartiles"]
         assert 0 < low <= r["x_reference"] <= high
     assert {r["x_reference"] for r in rows if r["kind"] == "softmax (fused)"} == {1.0}
+
+
+def test_stored_results_are_found_from_anywhere_and_a_missing_one_says_how_to_make_it():
+    from attention_lab.benchmark import stored_result
+
+    assert stored_result("2026-12-02-cpu-2core-cummax.json")["config"]["layers"] == 6
+    with pytest.raises(FileNotFoundError, match="make bench"):
+        stored_result("1999-01-01-absent.json")
