@@ -103,7 +103,7 @@ class DateAttentionExplorer(Explorer):
         self.self_title = ax_self.set_title(" ", fontsize=10)
         self.suptitle = self.fig.suptitle(" ", fontsize=11, fontfamily=self.families)
         self.fig.colorbar(self.self_image, ax=[ax_cross, ax_self], shrink=0.8,
-                          label="attention weight (grey: none)")
+                          label="attention weight (grey: masked, or no character)")
         self._draw()
         freeze_layout(self.fig)
 
