@@ -28,6 +28,16 @@ BENCH_MODES = ("forward", "forward+backward")
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
+def save_result(report: dict, path: Path | None, default_name: str) -> Path:
+    """Write ``report`` as JSON to ``path`` (None: ``benchmarks/results/<default_name>``),
+    making the folder if needed, and print where it went."""
+    path = path or RESULTS / default_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    print(f"wrote {path}")
+    return path
+
+
 def stored_result(name: str) -> dict:
     """The stored benchmark result ``benchmarks/results/<name>`` (a JSON file), wherever the
     notebook runs from; a FileNotFoundError names the file and the command that makes it."""

@@ -13,7 +13,6 @@ writes JSON (default benchmarks/results/latest-<device>.json).
 
 import argparse
 import datetime
-import json
 import os
 import pathlib
 import platform
@@ -21,10 +20,8 @@ import platform
 import torch
 
 import attention_utils as au
-from attention_lab.benchmark import benchmark_attention
+from attention_lab.benchmark import benchmark_attention, save_result
 from attention_lab.measure import matmul_peak_gflops
-
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
 def parse_args() -> argparse.Namespace:
@@ -142,10 +139,7 @@ def main() -> None:
               "valid_lens": "uniform in 1..T per batch row (bench_valid_lens, seed T)",
               "load_average": list(os.getloadavg()),
               "repeats": args.repeats, "matmul_peak_gflops": peak, "rows": rows}
-    out = args.out or RESULTS / f"latest-{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    save_result(report, args.out, f"latest-{device.type}.json")
 
 
 if __name__ == "__main__":

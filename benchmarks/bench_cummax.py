@@ -14,7 +14,6 @@ Prints a table and writes JSON (default benchmarks/results/<date>-cpu-<n>core-cu
 
 import argparse
 import datetime
-import json
 import os
 import pathlib
 import platform
@@ -23,12 +22,11 @@ import time
 import torch
 
 import attention_utils as au
-from attention_lab.benchmark import benchmark_training_steps
+from attention_lab.benchmark import benchmark_training_steps, save_result
 from attention_lab.checkpoints import threads
 from attention_lab.measure import matmul_peak_gflops
 from attention_lab.models.cummax import MIXERS, MixerLM
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 REFERENCE = "softmax (fused)"
 
 
@@ -96,10 +94,7 @@ def main() -> None:
                          "step": "forward + backward + optimizer step, next-token "
                                  "cross-entropy, random tokens"},
               "reference": REFERENCE, "seconds": seconds, "rows": rows}
-    out = args.out or RESULTS / f"{today}-cpu-{os.cpu_count()}core-cummax.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    save_result(report, args.out, f"{today}-cpu-{os.cpu_count()}core-cummax.json")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from attention_lab.benchmark import save_result
 from attention_lab.checkpoints import threads
 from attention_lab.cummax_study import (
     best_learning_rate,
@@ -33,7 +34,6 @@ from attention_lab.cummax_study import (
     train_stories,
 )
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 MODELS = ("cummax", "in-block softmax", "softmax (fused)")
 RECALL = {"steps": 250, "batch_size": 64, "num_pairs": 8, "num_keys": 16, "num_values": 16,
           "dim_size": 64, "heads": 4}
@@ -161,9 +161,7 @@ def main() -> None:
                              "by test loss",
               "seconds": seconds, "summary": summary, "sensitivity": sensitivity,
               "runs": runs}
-    out = args.out or RESULTS / f"{today}-cpu-{os.cpu_count()}core-cummax-quality.json"
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    save_result(report, args.out, f"{today}-cpu-{os.cpu_count()}core-cummax-quality.json")
 
 
 if __name__ == "__main__":

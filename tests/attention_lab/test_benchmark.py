@@ -1,6 +1,8 @@
 """attention_lab.benchmark: the harness covers every case (correctness only: no timed tests)."""
 
 
+import json
+
 import pytest
 import torch
 
@@ -83,3 +85,11 @@ def test_stored_results_are_found_from_anywhere_and_a_missing_one_says_how_to_ma
     assert stored_result("2026-12-02-cpu-2core-cummax.json")["config"]["layers"] == 6
     with pytest.raises(FileNotFoundError, match="make bench"):
         stored_result("1999-01-01-absent.json")
+
+
+def test_a_saved_result_reads_back(tmp_path, capsys):
+    from attention_lab.benchmark import save_result
+
+    path = save_result({"rows": [1, 2]}, tmp_path / "sub" / "run.json", "unused.json")
+    assert path == tmp_path / "sub" / "run.json" and capsys.readouterr().out == f"wrote {path}\n"
+    assert json.loads(path.read_text()) == {"rows": [1, 2]}
