@@ -7,8 +7,11 @@ notebook runs a scaled-down version live and reads the stored one.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,13 +22,67 @@ from attention_lab.data.stories import VOCAB, story_tokens
 from attention_lab.models.cummax import MixerLM, RecallNet, make_mixer
 
 QUESTION = VOCAB.index("?")
+TEST_SEED, VALIDATION_SEED = 1234, 4321  # recall's held-out queries: one set per role
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Early stopping: score held-out data every ``every`` steps, and stop once the last
+    ``patience`` scores have not beaten the best earlier one by more than ``min_delta``."""
+
+    every: int
+    patience: int
+    min_delta: float
+
+
+def plateaued(scores: Sequence[float], patience: int, min_delta: float) -> bool:
+    """True when none of the last ``patience`` scores (higher is better) beats the best score
+    before them by more than ``min_delta``; False while there are ``patience`` or fewer."""
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1, got {patience}")
+    if len(scores) <= patience:
+        return False
+    return max(scores[-patience:]) <= max(scores[:-patience]) + min_delta
+
+
+def train_until_plateau(model: torch.nn.Module, step: Callable[[], float],
+                        score: Callable[[], float], steps: int, plateau: Plateau) -> dict:
+    """Call ``step()`` (one optimiser step; returns its training loss) at most ``steps`` times,
+    scoring every ``plateau.every`` steps with ``score()`` (held-out data, higher is better,
+    run without gradient) and stopping at a plateau; then load the best-scoring weights back.
+
+    Returns ``losses`` (per step), ``scores`` (per evaluation), ``steps`` (taken),
+    ``best_step``, ``converged`` (False when the budget ran out first) and ``seconds``.
+    """
+    losses, scores, best, best_step = [], [], None, 0
+    start = time.perf_counter()
+    while len(losses) < steps and not plateaued(scores, plateau.patience, plateau.min_delta):
+        losses += [step() for _ in range(min(plateau.every, steps - len(losses)))]
+        with torch.no_grad():
+            scores.append(score())
+        if scores[-1] > max(scores[:-1], default=-math.inf):
+            best, best_step = copy.deepcopy(model.state_dict()), len(losses)
+    model.load_state_dict(best)
+    return {"losses": losses, "scores": scores, "steps": len(losses), "best_step": best_step,
+            "converged": plateaued(scores, plateau.patience, plateau.min_delta),
+            "seconds": time.perf_counter() - start}
+
+
+def recall_accuracy(net: RecallNet, batch: tuple[torch.Tensor, ...]) -> float:
+    """Share of ``batch``'s queries (keys, values, targets) that ``net`` answers right."""
+    with torch.no_grad():
+        return (net(*batch[:2]).argmax(dim=-1) == batch[2]).float().mean().item()
 
 
 def train_recall(kind: str, lr: float, seed: int, steps: int = 300, batch_size: int = 64,
                  num_pairs: int = 8, num_keys: int = 16, num_values: int = 16,
-                 dim_size: int = 64, heads: int = 4, test_size: int = 2000) -> dict:
+                 dim_size: int = 64, heads: int = 4, test_size: int = 2000,
+                 plateau: Plateau | None = None) -> dict:
     """Train a :class:`RecallNet` with mixer ``kind`` on associative recall (AdamW, ``lr``).
 
+    ``steps`` is the budget; with ``plateau``, training stops early once the
+    accuracy on ``test_size`` validation queries plateaus and keeps its best
+    weights (:func:`train_until_plateau`, whose entries the result also has).
     Returns ``losses`` (training cross-entropy per step) and ``accuracy`` on
     ``test_size`` held-out queries (a fixed test seed, the same for every run).
     """
@@ -34,20 +91,27 @@ def train_recall(kind: str, lr: float, seed: int, steps: int = 300, batch_size: 
                     num_pairs + 1)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr)
     data = torch.Generator().manual_seed(seed + 1)
-    losses = []
-    for _ in range(steps):
+
+    def step() -> float:
         keys, values, targets = associative_recall_batch(batch_size, num_pairs, num_keys,
                                                          num_values, data)
         loss = F.cross_entropy(net(keys, values), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
-    test = associative_recall_batch(test_size, num_pairs, num_keys, num_values,
-                                    torch.Generator().manual_seed(1234))
-    with torch.no_grad():
-        accuracy = (net(*test[:2]).argmax(dim=-1) == test[2]).float().mean().item()
-    return {"losses": losses, "accuracy": accuracy}
+        return loss.item()
+
+    def queries(seed: int) -> tuple[torch.Tensor, ...]:
+        return associative_recall_batch(test_size, num_pairs, num_keys, num_values,
+                                        torch.Generator().manual_seed(seed))
+
+    if plateau is None:
+        run = {"losses": [step() for _ in range(steps)]}
+    else:
+        validation = queries(VALIDATION_SEED)
+        run = train_until_plateau(net, step, lambda: recall_accuracy(net, validation), steps,
+                                  plateau)
+    return {**run, "accuracy": recall_accuracy(net, queries(TEST_SEED))}
 
 
 def story_windows(num_windows: int, seq_len: int, seed: int) -> torch.Tensor:
@@ -56,14 +120,27 @@ def story_windows(num_windows: int, seq_len: int, seed: int) -> torch.Tensor:
     return story_tokens(num_windows * (seq_len + 1), seed).reshape(num_windows, seq_len + 1)
 
 
+def story_loss(model: MixerLM, windows: torch.Tensor) -> tuple[float, float]:
+    """Mean next-token cross-entropy of ``model`` on ``windows`` ``(N, T + 1)``, and its
+    accuracy on the token after each ``?`` (the city, which needs a lookup)."""
+    with torch.no_grad():
+        logits = model(windows[:, :-1])  # (N, T, V)
+    loss = F.cross_entropy(logits.reshape(-1, len(VOCAB)), windows[:, 1:].reshape(-1)).item()
+    asked = windows[:, :-1] == QUESTION  # (N, T)
+    return loss, (logits.argmax(-1)[asked] == windows[:, 1:][asked]).float().mean().item()
+
+
 def train_stories(kind: str, lr: float, seed: int, epochs: int = 6, steps_per_epoch: int = 50,
                   batch_size: int = 16, seq_len: int = 64, dim_size: int = 64, heads: int = 4,
-                  layers: int = 2, test_windows: int = 64) -> dict:
+                  layers: int = 2, test_windows: int = 64, plateau: Plateau | None = None) -> dict:
     """Train a :class:`MixerLM` with mixer ``kind`` on the story corpus, ``epochs`` passes.
 
     The training set is ``steps_per_epoch * batch_size`` windows (the corpus
     with seed 0), shuffled anew each epoch; the test set is ``test_windows``
-    windows of another stream (seed 1).  Returns ``losses`` (per step),
+    windows of another stream (seed 1).  With ``plateau``, training stops
+    early once the loss on ``test_windows`` validation windows (seed 2) stops
+    falling, and keeps its best weights (:func:`train_until_plateau`, whose
+    entries the result also has).  Returns ``losses`` (per step),
     ``epoch_losses`` (mean training loss of each epoch), ``test_loss`` (mean
     next-token cross-entropy on the test set) and ``answer_accuracy`` (the
     token after each ``?``: the city, which needs a lookup).
@@ -73,25 +150,34 @@ def train_stories(kind: str, lr: float, seed: int, epochs: int = 6, steps_per_ep
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     train = story_windows(steps_per_epoch * batch_size, seq_len, 0)  # (N, T+1)
     order = torch.Generator().manual_seed(seed + 1)
-    losses, epoch_losses = [], []
-    for _ in range(epochs):
-        batches = torch.randperm(len(train), generator=order).reshape(steps_per_epoch, -1)
-        for rows in batches:
-            window = train[rows]  # (B, T+1)
-            logits = model(window[:, :-1])  # (B, T, V)
-            loss = F.cross_entropy(logits.reshape(-1, len(VOCAB)), window[:, 1:].reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        epoch_losses.append(float(np.mean(losses[-steps_per_epoch:])))
-    test = story_windows(test_windows, seq_len, 1)  # (N, T+1)
-    with torch.no_grad():
-        logits = model(test[:, :-1])  # (N, T, V)
-    test_loss = F.cross_entropy(logits.reshape(-1, len(VOCAB)), test[:, 1:].reshape(-1)).item()
-    asked = test[:, :-1] == QUESTION  # (N, T)
-    answer_accuracy = (logits.argmax(-1)[asked] == test[:, 1:][asked]).float().mean().item()
-    return {"losses": losses, "epoch_losses": epoch_losses, "test_loss": test_loss,
+
+    def shuffled() -> Iterator[torch.Tensor]:
+        while True:
+            yield from torch.randperm(len(train), generator=order).reshape(steps_per_epoch, -1)
+
+    batches = shuffled()
+
+    def step() -> float:
+        window = train[next(batches)]  # (B, T+1)
+        logits = model(window[:, :-1])  # (B, T, V)
+        loss = F.cross_entropy(logits.reshape(-1, len(VOCAB)), window[:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    budget = epochs * steps_per_epoch
+    if plateau is None:
+        run = {"losses": [step() for _ in range(budget)]}
+    else:
+        validation = story_windows(test_windows, seq_len, 2)  # (N, T+1)
+        run = train_until_plateau(model, step, lambda: -story_loss(model, validation)[0],
+                                  budget, plateau)
+    losses = run["losses"]
+    epoch_losses = [float(np.mean(losses[i:i + steps_per_epoch]))
+                    for i in range(0, len(losses) - steps_per_epoch + 1, steps_per_epoch)]
+    test_loss, answer_accuracy = story_loss(model, story_windows(test_windows, seq_len, 1))
+    return {**run, "epoch_losses": epoch_losses, "test_loss": test_loss,
             "answer_accuracy": answer_accuracy}
 
 
@@ -118,6 +204,18 @@ def best_learning_rate(runs: Sequence[dict], metric: str, higher_is_better: bool
     return {"lr": best, "mean": means[best], "std": float(np.std(values)),
             "min": float(min(values)), "max": float(max(values)), "seeds": len(values),
             "by_lr": {str(lr): mean for lr, mean in means.items()}}
+
+
+def converged_summary(runs: list[dict], metric: str, higher_is_better: bool) -> dict:
+    """:func:`best_learning_rate` of runs trained with :func:`train_until_plateau`, plus the
+    ``steps``, ``best_steps`` and ``seconds`` of each run at that learning rate and how many
+    of them ``converged``."""
+    best = best_learning_rate(runs, metric, higher_is_better)
+    at_best = [r for r in runs if r["lr"] == best["lr"]]
+    return {**best, "steps": [r["steps"] for r in at_best],
+            "best_steps": [r["best_step"] for r in at_best],
+            "seconds": [round(r["seconds"], 1) for r in at_best],
+            "converged": sum(r["converged"] for r in at_best)}
 
 
 def spike_sensitivity(kind: str, seq_len: int = 2048, dim_size: int = 512, heads: int = 8,
@@ -173,13 +271,47 @@ def ratio_verdict(low: float, high: float, claimed: float, smaller_is_better: bo
     return "holds" if good else "does not hold" if bad else "not settled"
 
 
+def accuracy_row(quality: dict) -> dict:
+    """The verdict row "higher accuracy", from the study's runs trained to convergence."""
+    converged = quality["converged"]
+    s, rule = converged["summary"], converged["rule"]
+    models = ("cummax", "softmax (fused)", "in-block softmax")
+    acc = {m: s[m]["recall_accuracy"] for m in models}
+    story = {m: s[m]["story_test_loss"] for m in models}
+    stopped = sum(s[m][key]["converged"] for m in models
+                  for key in ("recall_accuracy", "story_test_loss"))
+    runs = sum(s[m][key]["seeds"] for m in models for key in ("recall_accuracy", "story_test_loss"))
+    configuration = (
+        f"width {quality['recall']['dim_size']}, {len(quality['seeds'])} seeds, best of "
+        f"{len(converged['lrs'])} learning rates ({min(converged['lrs']):g}-"
+        f"{max(converged['lrs']):g}), each run trained until its held-out score "
+        f"stopped improving (recall: accuracy up by at most {rule['recall']['min_delta']:g} in "
+        f"{rule['recall']['patience'] * rule['recall']['every']} steps, budget "
+        f"{rule['recall']['budget_steps']}; stories: loss down by at most "
+        f"{rule['stories']['min_delta']:g} in {rule['stories']['patience']} epochs, budget "
+        f"{rule['stories']['budget_steps']} steps); {stopped} of {runs} runs at the best "
+        "learning rates stopped at a plateau")
+    return {"claim": "higher accuracy", "article": "92.3% vs 91.1%",
+            "measured": "recall accuracy " + ", ".join(
+                f"{m} {a['mean']:.2f} ± {a['std']:.2f}" for m, a in acc.items())
+            + "; story test loss " + ", ".join(
+                f"{m} {a['mean']:.3f} ± {a['std']:.3f}" for m, a in story.items()),
+            "configuration": configuration,
+            "verdict": ("holds" if acc["cummax"]["mean"] >= acc["softmax (fused)"]["mean"]
+                        else "does not hold") + " on recall; on the story loss: "
+            + ("cummax lower" if story["cummax"]["max"] < story["softmax (fused)"]["min"]
+               else "softmax lower" if story["softmax (fused)"]["max"]
+               < story["cummax"]["min"] else "seed ranges overlap")}
+
+
 def verdict_rows(bench: dict, quality: dict, attention: dict) -> list[dict]:
     """Chapter 10's claims against the stored results: one dict per claim.
 
     ``bench``: ``make bench-cummax``'s JSON (the article's configuration);
-    ``quality``: ``benchmarks/cummax_quality.py``'s JSON; ``attention``: ``make
-    bench``'s JSON (block level, lengths up to 4096).  Each row has ``claim``,
-    ``article``, ``measured``, ``configuration`` and ``verdict``.  Time ratios
+    ``quality``: ``benchmarks/cummax_quality.py``'s JSON, with its ``--converged``
+    runs; ``attention``: ``make bench``'s JSON (block level, lengths up to 4096).
+    Each row has ``claim``, ``article``, ``measured``, ``configuration`` and
+    ``verdict``.  Time ratios
     use the interquartile range of the per-round paired ratios, so a verdict
     is only given where the rounds agree.
     """
@@ -229,23 +361,9 @@ def verdict_rows(bench: dict, quality: dict, attention: dict) -> list[dict]:
                                       for b, v in mem.items())})
     rows.append(time_row("higher throughput", "18,500 vs 13,200 tokens/s (1.40)", 1.40, True))
     s = quality["summary"]
-    acc = {m: s[m]["recall_accuracy"] for m in ("cummax", "softmax (fused)", "in-block softmax")}
-    story = {m: s[m]["story_test_loss"] for m in acc}
-    qcfg = (f"width {quality['recall']['dim_size']}, {len(quality['seeds'])} seeds, best of "
-            f"{len(quality['lrs'])} learning rates; {quality['recall']['steps']} recall steps, "
-            f"{quality['stories']['epochs'] * quality['stories']['steps_per_epoch']} story steps")
-    rows.append({"claim": "higher accuracy", "article": "92.3% vs 91.1%",
-                 "measured": "recall accuracy " + ", ".join(
-                     f"{m} {a['mean']:.2f} ± {a['std']:.2f}" for m, a in acc.items())
-                 + "; story test loss " + ", ".join(
-                     f"{m} {a['mean']:.2f} ± {a['std']:.2f}" for m, a in story.items()),
-                 "configuration": qcfg,
-                 "verdict": ("holds" if acc["cummax"]["mean"] >= acc["softmax (fused)"]["mean"]
-                             else "does not hold") + " on recall; on the story loss: "
-                 + ("cummax lower" if story["cummax"]["max"] < story["softmax (fused)"]["min"]
-                    else "softmax lower" if story["softmax (fused)"]["max"]
-                    < story["cummax"]["min"] else "seed ranges overlap")})
-    drop = {m: s[m]["per_epoch_drop_at_best_lr"] for m in acc}
+    rows.append(accuracy_row(quality))
+    drop = {m: s[m]["per_epoch_drop_at_best_lr"]
+            for m in ("cummax", "softmax (fused)", "in-block softmax")}
     ratio = drop["cummax"] / drop["softmax (fused)"]
     rows.append({"claim": "loss falls faster per epoch", "article": "0.85 vs 0.68 (1.25)",
                  "measured": "mean drop per epoch " + ", ".join(
