@@ -1,5 +1,6 @@
 """Chapter 10's learning-quality study: small models trained on two tasks over seeds and
-learning rates, the per-epoch loss drop, and the sensitivity to a single-position spike.
+learning rates (to a step budget, or until a held-out score plateaus), the per-epoch loss
+drop, and the sensitivity to a single-position spike.
 
 ``benchmarks/cummax_quality.py`` runs the full study and stores it as JSON; the
 notebook runs a scaled-down version live and reads the stored one.
@@ -23,6 +24,7 @@ from attention_lab.models.cummax import MixerLM, RecallNet, make_mixer
 
 QUESTION = VOCAB.index("?")
 TEST_SEED, VALIDATION_SEED = 1234, 4321  # recall's held-out queries: one set per role
+COMPARED = ("cummax", "softmax (fused)", "in-block softmax")  # the verdict's quality rows
 
 
 @dataclass(frozen=True)
@@ -275,12 +277,10 @@ def accuracy_row(quality: dict) -> dict:
     """The verdict row "higher accuracy", from the study's runs trained to convergence."""
     converged = quality["converged"]
     s, rule = converged["summary"], converged["rule"]
-    models = ("cummax", "softmax (fused)", "in-block softmax")
-    acc = {m: s[m]["recall_accuracy"] for m in models}
-    story = {m: s[m]["story_test_loss"] for m in models}
-    stopped = sum(s[m][key]["converged"] for m in models
-                  for key in ("recall_accuracy", "story_test_loss"))
-    runs = sum(s[m][key]["seeds"] for m in models for key in ("recall_accuracy", "story_test_loss"))
+    acc = {m: s[m]["recall_accuracy"] for m in COMPARED}
+    story = {m: s[m]["story_test_loss"] for m in COMPARED}
+    stopped = sum(a["converged"] for a in (*acc.values(), *story.values()))
+    runs = sum(a["seeds"] for a in (*acc.values(), *story.values()))
     configuration = (
         f"width {quality['recall']['dim_size']}, {len(quality['seeds'])} seeds, best of "
         f"{len(converged['lrs'])} learning rates ({min(converged['lrs']):g}-"
@@ -311,9 +311,8 @@ def verdict_rows(bench: dict, quality: dict, attention: dict) -> list[dict]:
     ``quality``: ``benchmarks/cummax_quality.py``'s JSON, with its ``--converged``
     runs; ``attention``: ``make bench``'s JSON (block level, lengths up to 4096).
     Each row has ``claim``, ``article``, ``measured``, ``configuration`` and
-    ``verdict``.  Time ratios
-    use the interquartile range of the per-round paired ratios, so a verdict
-    is only given where the rounds agree.
+    ``verdict``.  Time ratios use the interquartile range of the per-round
+    paired ratios, so a verdict is only given where the rounds agree.
     """
     rows, cfg = [], bench["config"]
     n = max(cfg["lengths"])
@@ -362,8 +361,7 @@ def verdict_rows(bench: dict, quality: dict, attention: dict) -> list[dict]:
     rows.append(time_row("higher throughput", "18,500 vs 13,200 tokens/s (1.40)", 1.40, True))
     s = quality["summary"]
     rows.append(accuracy_row(quality))
-    drop = {m: s[m]["per_epoch_drop_at_best_lr"]
-            for m in ("cummax", "softmax (fused)", "in-block softmax")}
+    drop = {m: s[m]["per_epoch_drop_at_best_lr"] for m in COMPARED}
     ratio = drop["cummax"] / drop["softmax (fused)"]
     rows.append({"claim": "loss falls faster per epoch", "article": "0.85 vs 0.68 (1.25)",
                  "measured": "mean drop per epoch " + ", ".join(
