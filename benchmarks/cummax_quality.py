@@ -49,12 +49,24 @@ SPIKE = {"seq_len": 2048, "dim_size": 512, "heads": 8, "seeds": [0, 1, 2]}
 SPIKE_SCALES = (1.5, 2.0, 3.0, 5.0, 10.0)
 LRS = [3e-3, 1e-2, 3e-2]
 
+# Train to convergence: score held-out data every `every` steps and stop once `patience`
+# scores in a row have not beaten the best by `min_delta` (recall: accuracy; stories: minus
+# the loss, in nats), keeping the best weights; the budget is the same for every model.
+CONVERGED = {
+    "recall": {"budget": 80 * RECALL["steps"], "plateau": Plateau(every=250, patience=8,
+                                                                 min_delta=0.01)},
+    "stories": {"budget": 10 * STORIES["epochs"] * STORIES["steps_per_epoch"],
+                "plateau": Plateau(every=STORIES["steps_per_epoch"], patience=10,
+                                   min_delta=0.005)},
+}
+CURVE_CHUNK = 50  # converged runs store their training loss as means of 50 steps
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lrs", type=float, nargs="+", default=None,
-                        help="learning rates (default LRS; with --converged: the "
+                        help=f"learning rates (default {LRS}; with --converged: the "
                              "stored study's, and runs stored for other rates are kept)")
     parser.add_argument("--out", type=pathlib.Path, default=None)
     parser.add_argument("--spike-only", type=pathlib.Path, default=None, metavar="JSON",
@@ -68,19 +80,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="processes for --converged, one torch thread each")
     return parser.parse_args()
-
-
-# Train to convergence: score held-out data every `every` steps and stop once `patience`
-# scores in a row have not beaten the best by `min_delta` (recall: accuracy; stories: minus
-# the loss, in nats), keeping the best weights; the budget is the same for every model.
-CONVERGED = {
-    "recall": {"budget": 80 * RECALL["steps"], "plateau": Plateau(every=250, patience=8,
-                                                                 min_delta=0.01)},
-    "stories": {"budget": 10 * STORIES["epochs"] * STORIES["steps_per_epoch"],
-                "plateau": Plateau(every=STORIES["steps_per_epoch"], patience=10,
-                                   min_delta=0.005)},
-}
-CURVE_CHUNK = 50  # converged runs store their training loss as means of 50 steps
 
 
 def converged_run(task: str, model: str, lr: float, seed: int) -> dict:
